@@ -1,0 +1,178 @@
+"""What every adamlib optimizer shares: lazy state, the step loop, path choice, checkpoints.
+
+A subclass says which state tensors it keeps and writes two functions of one param group:
+
+* ``_step_per_tensor(group, params)``: the readable loop, one parameter at a time, written
+  to mirror the algorithm box line by line. This is the ground truth.
+* ``_step_foreach(group, params)``: the same arithmetic on lists of tensors with
+  ``torch._foreach_*`` (fewer kernel launches on a GPU); tests hold it equal to the loop.
+
+Everything else (closures, ``None`` grads, maximize, complex numbers, choosing a path,
+torch-compatible checkpoints) lives here once.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import torch
+from torch.optim import Optimizer
+
+from . import _validate
+
+
+def _scalar_dtype() -> torch.dtype:
+    # torch keeps `step` as a float32 (float64 under a float64 default) CPU tensor; we do the
+    # same, so checkpoints move between adamlib and torch.optim unchanged.
+    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+
+
+def real(t: torch.Tensor) -> torch.Tensor:
+    """Complex tensors are stepped as pairs of reals, as torch.optim does (C treated as R^2)."""
+    return torch.view_as_real(t) if torch.is_complex(t) else t
+
+
+#: On a CPU, below this mean tensor size (elements) the multi-tensor path is faster.
+FOREACH_CPU_MAX_MEAN_NUMEL = 16_384
+
+
+def default_foreach(params: list[torch.Tensor]) -> bool:
+    """The faster path for these tensors when the caller passes ``foreach=None``.
+
+    On a GPU the per-tensor loop is launch-bound (about 7 kernels per parameter), so the
+    multi-tensor path wins by a wide margin: always foreach there. On a CPU there are no
+    launches to save, only Python dispatch. Measured on the 2-core machine that builds the
+    book (medians of 15 steps, ms, loop / foreach): 50 tensors of 32x32: Adam 2.6 / 1.7,
+    RMSProp 1.1 / 0.7, SGD 0.17 / 0.13; 200 tensors of 50k: Adam 24 / 40, RMSProp 18 / 23,
+    SGD 3.1 / 3.3. So small tensors (dispatch-bound) take the multi-tensor path and large
+    ones (memory-bound, where foreach's extra temporaries cost) the loop.
+    """
+    if all(p.device.type == "cuda" for p in params):
+        return True
+    mean_numel = sum(p.numel() for p in params) / len(params)
+    return mean_numel <= FOREACH_CPU_MAX_MEAN_NUMEL
+
+
+class AdamlibOptimizer(Optimizer):
+    """Base class. Subclasses set ``state_names`` and implement the two step functions."""
+
+    #: per-parameter state tensors created (zeros like the parameter) on a parameter's first step
+    state_names: tuple[str, ...] = ()
+    #: whether the parameter keeps a `step` counter (bias correction needs t)
+    counts_steps: bool = True
+    #: group keys torch.optim needs that adamlib spells differently or does not keep:
+    #: {torch_key: function(group) -> value}; written into state_dict()'s param groups.
+    torch_group_keys: dict = {}
+
+    def __init__(self, params, defaults: dict):
+        _validate.nonnegative(type(self).__name__, "lr", defaults["lr"])
+        if "weight_decay" in defaults:
+            _validate.nonnegative(type(self).__name__, "weight_decay", defaults["weight_decay"])
+        if "eps" in defaults:
+            _validate.nonnegative(type(self).__name__, "eps", defaults["eps"])
+        for name in ("maximize",):
+            if name in defaults:
+                _validate.flag(type(self).__name__, name, defaults[name])
+        _validate.flag(type(self).__name__, "foreach", defaults.get("foreach"), allow_none=True)
+        super().__init__(params, defaults)
+
+    # ---- state -----------------------------------------------------------------------
+
+    def _init_state(self, p: torch.Tensor, state: dict, group: dict) -> None:
+        if self.counts_steps:
+            state["step"] = torch.tensor(0.0, dtype=_scalar_dtype())
+        for name in self.state_names:
+            state[name] = torch.zeros_like(p, memory_format=torch.preserve_format)
+
+    # ---- the step ----------------------------------------------------------------------
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """One update of every parameter that has a gradient. Returns the closure's loss.
+
+        A parameter whose ``.grad`` is ``None`` is skipped entirely: no update, no state.
+        """
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            for p in params:
+                if p.grad.is_sparse:
+                    raise RuntimeError(
+                        f"{type(self).__name__} does not support sparse gradients; "
+                        "use dense gradients (e.g. nn.Embedding(sparse=False))"
+                    )
+                state = self.state[p]
+                if len(state) == 0:
+                    self._init_state(p, state, group)
+            foreach = group.get("foreach")
+            if foreach is None:
+                foreach = default_foreach(params)
+            if foreach:
+                self._step_foreach(group, params)
+            else:
+                self._step_per_tensor(group, params)
+        return loss
+
+    def _step_per_tensor(self, group: dict, params: list[torch.Tensor]) -> None:
+        raise NotImplementedError
+
+    def _step_foreach(self, group: dict, params: list[torch.Tensor]) -> None:
+        raise NotImplementedError
+
+    # ---- helpers for the two paths ------------------------------------------------------
+
+    @staticmethod
+    def _grad(p: torch.Tensor, group: dict) -> torch.Tensor:
+        """g_t, with maximize folded in (a new tensor: p.grad is never modified)."""
+        return -p.grad if group["maximize"] else p.grad
+
+    def _by_device_and_dtype(self, params: list[torch.Tensor]) -> dict:
+        """Parameters bucketed so each torch._foreach_* call sees one device and dtype."""
+        buckets = defaultdict(list)
+        for p in params:
+            buckets[(p.device, p.dtype)].append(p)
+        return buckets
+
+    def _lists(self, params: list[torch.Tensor], group: dict, *names: str):
+        """(params, grads, *state lists) as real views, for the multi-tensor path."""
+        ps = [real(p) for p in params]
+        gs = [real(p.grad) for p in params]
+        if group["maximize"]:
+            gs = torch._foreach_neg(gs)
+        states = [[real(self.state[p][n]) for p in params] for n in names]
+        return (ps, gs, *states)
+
+    def _advance_steps(self, params: list[torch.Tensor]) -> list[float]:
+        """t <- t + 1 for each parameter; returns the new t values (they may differ)."""
+        steps = [self.state[p]["step"] for p in params]
+        torch._foreach_add_(steps, 1.0)
+        return [float(s) for s in steps]
+
+    # ---- checkpoints ----------------------------------------------------------------------
+
+    def state_dict(self):
+        """torch's layout and names; groups also carry the keys torch.optim needs to resume."""
+        sd = super().state_dict()
+        for group in sd["param_groups"]:
+            for key, value_of in self.torch_group_keys.items():
+                group.setdefault(key, value_of(group))
+        return sd
+
+    def _from_torch_group(self, group: dict) -> None:
+        """Translate a group saved by torch.optim (or an older adamlib) into ours. Override."""
+
+    def __setstate__(self, state: dict) -> None:
+        # Called by load_state_dict and by unpickling: fill in what older or torch-made
+        # checkpoints lack, so they resume instead of failing with a KeyError mid-training.
+        super().__setstate__(state)
+        for group in self.param_groups:
+            self._from_torch_group(group)
+            for key, value in self.defaults.items():
+                group.setdefault(key, value)
+        for s in self.state.values():
+            if "step" in s and not torch.is_tensor(s["step"]):
+                s["step"] = torch.tensor(float(s["step"]), dtype=_scalar_dtype())

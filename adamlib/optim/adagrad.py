@@ -1,0 +1,65 @@
+"""Adagrad (Duchi, Hazan & Singer, 2011), diagonal form."""
+from __future__ import annotations
+
+import torch
+
+from . import _validate
+from ._base import AdamlibOptimizer, real
+
+
+class Adagrad(AdamlibOptimizer):
+    r"""Adagrad, exactly ``torch.optim.Adagrad`` (with lr_decay = 0).
+
+    G_t     = G_{t-1} + g_t^2                       (every squared gradient so far, per coordinate)
+    theta_t = theta_{t-1} - lr g_t / (sqrt(G_t) + eps)
+
+    Each coordinate's effective rate lr / sqrt(G_t) only ever shrinks: generous for rare
+    (sparse) features, and eventually too small for everything, which RMSProp fixes.
+    State: ``step``, ``sum`` (G), starting at ``initial_accumulator_value``.
+    """
+
+    state_names = ("sum",)
+    torch_group_keys = {"lr_decay": lambda group: 0.0}
+
+    def __init__(self, params, lr=1e-2, eps=1e-10, initial_accumulator_value=0, weight_decay=0,
+                 maximize=False, foreach=None):
+        _validate.nonnegative(type(self).__name__, "initial_accumulator_value", initial_accumulator_value)
+        defaults = dict(lr=lr, eps=eps, initial_accumulator_value=initial_accumulator_value,
+                        weight_decay=weight_decay, maximize=maximize, foreach=foreach)
+        super().__init__(params, defaults)
+
+    def _init_state(self, p, state, group):
+        super()._init_state(p, state, group)
+        state["sum"].fill_(group["initial_accumulator_value"])
+
+    def _from_torch_group(self, group):
+        if group.get("lr_decay", 0) != 0:
+            raise ValueError(
+                f"Adagrad: invalid lr_decay = {group['lr_decay']!r} in the loaded state_dict; "
+                "adamlib's Adagrad supports only lr_decay = 0 (use a torch LR scheduler instead)"
+            )
+
+    def _step_per_tensor(self, group, params):
+        lr, eps, wd = float(group["lr"]), group["eps"], group["weight_decay"]
+        for p in params:
+            state = self.state[p]
+            g = self._grad(p, group)
+            state["step"] += 1
+            if wd != 0:
+                g = g.add(p, alpha=wd)
+            theta, g, G = real(p), real(g), real(state["sum"])
+            G.addcmul_(g, g, value=1)                             # G_t = G + g^2
+            std = G.sqrt().add_(eps)                              # sqrt(G_t) + eps
+            theta.addcdiv_(g, std, value=-lr)                     # theta -= lr g / std
+
+    def _step_foreach(self, group, params):
+        lr, eps, wd = float(group["lr"]), group["eps"], group["weight_decay"]
+        for bucket in self._by_device_and_dtype(params).values():
+            self._advance_steps(bucket)
+            theta, g, G = self._lists(bucket, group, "sum")
+            if wd != 0:
+                g = torch._foreach_add(g, theta, alpha=wd)
+            torch._foreach_addcmul_(G, g, g, value=1)
+            std = torch._foreach_sqrt(G)
+            torch._foreach_add_(std, eps)
+            torch._foreach_addcdiv_(theta, g, std, value=-lr)

@@ -1,0 +1,120 @@
+"""Plotting helpers shared by the chapters: one style, labelled axes, small stored images.
+
+Figures are small (``DPI`` dots per inch) so that executed notebooks, which the repository
+stores with their outputs, stay light. Colours are fixed per label through :func:`color_for`,
+so "b = 32" has the same colour in every figure of a chapter.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+
+__all__ = ["DPI", "STYLE", "figure", "color_for", "loss_curves", "X_CHOICES"]
+
+#: Resolution of stored figures and static-widget frames (72-100 keeps notebooks small).
+DPI = 80
+
+#: rcParams applied by :func:`figure`; readable at DPI 80 on a book page.
+STYLE = {
+    "figure.dpi": DPI,
+    "savefig.dpi": DPI,
+    "font.size": 10,
+    "axes.titlesize": 10,
+    "axes.labelsize": 10,
+    "legend.fontsize": 9,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "lines.linewidth": 1.6,
+}
+
+_PALETTE = [c["color"] for c in mpl.rcParams["axes.prop_cycle"]] or ["C0"]
+_COLORS: dict[str, str] = {}
+
+#: What :func:`loss_curves` can put on the x axis, and the axis label of each.
+X_CHOICES = {
+    "epoch": "epochs (passes over the training set)",
+    "examples": "examples processed",
+    "updates": "updates (optimizer steps)",
+    "time": "wall time of the updates [s]",
+}
+
+
+def figure(ncols: int = 1, nrows: int = 1, width: float = 4.2, height: float = 3.2, **kwargs):
+    """``plt.subplots`` in the book's style: each panel ``width`` x ``height`` inches at ``DPI``.
+
+    Returns ``(fig, axes)`` like ``plt.subplots`` (a single Axes for one panel).
+    """
+    if ncols < 1 or nrows < 1:
+        raise ValueError(f"ncols={ncols!r}, nrows={nrows!r} are not accepted: expected ints >= 1")
+    with mpl.rc_context(STYLE):
+        fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows),
+                                 dpi=DPI, layout="constrained", **kwargs)
+    # rc_context only affects creation; keep the grid and spines on the created axes.
+    for ax in fig.axes:
+        ax.grid(True, alpha=STYLE["grid.alpha"])
+        ax.spines[["top", "right"]].set_visible(False)
+    return fig, axes
+
+
+def color_for(label: str) -> str:
+    """A colour fixed for ``label`` within this Python session (first come, first served)."""
+    if label not in _COLORS:
+        _COLORS[label] = _PALETTE[len(_COLORS) % len(_PALETTE)]
+    return _COLORS[label]
+
+
+def _as_labelled(histories) -> list[tuple[str, object]]:
+    if isinstance(histories, Mapping):
+        return [(str(k), v) for k, v in histories.items()]
+    if isinstance(histories, Sequence) and not isinstance(histories, str):
+        return [(f"b = {h.batch_size}", h) for h in histories]
+    return [(f"b = {histories.batch_size}", histories)]  # a single History
+
+
+def loss_curves(ax, histories, x: str = "epoch", *, logy: bool = True, logx: bool = False,
+                iterations: bool = False, legend: bool = True, title: str | None = None,
+                ylabel: str = "training cost  $f(\\theta)$"):
+    """Plot training cost curves of :class:`adamlib.train.History` objects on ``ax``.
+
+    Args:
+        ax: a matplotlib Axes.
+        histories: a ``{label: History}`` mapping, a sequence of histories (labelled by batch
+            size), or one History.
+        x: ``"epoch"``, ``"examples"``, ``"updates"`` or ``"time"`` (see ``X_CHOICES``).
+        logy, logx: logarithmic axes. With ``logx`` the initial point (x = 0) is left out.
+        iterations: also draw the mini-batch cost of every update, thin and faint (needs
+            histories recorded with ``record="iteration"``; not available for ``x="time"``).
+        legend, title, ylabel: decorations.
+
+    Full-data costs at epoch ends are drawn as lines with dots; returns ``ax``.
+    """
+    if x not in X_CHOICES:
+        raise ValueError(f"x={x!r} is not accepted: expected one of {tuple(X_CHOICES)}")
+    if iterations and x == "time":
+        raise ValueError("iterations=True is not accepted with x='time': per-update times are not recorded")
+    first = 1 if logx else 0
+    for label, h in _as_labelled(histories):
+        color = color_for(label)
+        if iterations and h.iteration_loss:
+            n = len(h.iteration_loss)
+            xs = {"epoch": [e / h.m for e in h.iteration_examples],
+                  "examples": h.iteration_examples,
+                  "updates": list(range(1, n + 1))}[x]
+            ax.plot(xs, h.iteration_loss, color=color, alpha=0.35, linewidth=0.7)
+        xs = {"epoch": h.epoch, "examples": h.examples, "updates": h.updates, "time": h.time}[x]
+        ax.plot(xs[first:], h.epoch_loss[first:], "o-", color=color, markersize=3, label=label)
+    if logy:
+        ax.set_yscale("log")
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(X_CHOICES[x])
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    if legend:
+        ax.legend(frameon=False)
+    return ax
