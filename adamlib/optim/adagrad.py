@@ -30,7 +30,8 @@ class Adagrad(AdamlibOptimizer):
 
     def _init_state(self, p, state, group):
         super()._init_state(p, state, group)
-        state["sum"].fill_(group["initial_accumulator_value"])
+        # A complex parameter is two real coordinates, each starting at the initial value.
+        real(state["sum"]).fill_(group["initial_accumulator_value"])
 
     def _from_torch_group(self, group):
         if group.get("lr_decay", 0) != 0:
