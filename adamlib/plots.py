@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 
-__all__ = ["DPI", "STYLE", "figure", "color_for", "loss_curves", "X_CHOICES"]
+__all__ = ["DPI", "STYLE", "figure", "figure_legend", "color_for", "loss_curves", "X_CHOICES"]
 
 #: Resolution of stored figures and static-widget frames (72-100 keeps notebooks small).
 DPI = 80
@@ -33,6 +33,9 @@ STYLE = {
 
 _PALETTE = [c["color"] for c in mpl.rcParams["axes.prop_cycle"]] or ["C0"]
 _COLORS: dict[str, str] = {}
+
+#: At most about this many per-update points are drawn per curve (every k-th update beyond).
+MAX_ITERATION_POINTS = 2000
 
 #: What :func:`loss_curves` can put on the x axis, and the axis label of each.
 X_CHOICES = {
@@ -58,6 +61,19 @@ def figure(ncols: int = 1, nrows: int = 1, width: float = 4.2, height: float = 3
         ax.grid(True, alpha=STYLE["grid.alpha"])
         ax.spines[["top", "right"]].set_visible(False)
     return fig, axes
+
+
+def figure_legend(fig, ax=None, ncols: int | None = None):
+    """One legend for the whole figure, below the panels (needs :func:`figure`'s layout).
+
+    Takes the labelled lines of ``ax`` (default: the first Axes); returns the Legend.
+    """
+    ax = ax if ax is not None else fig.axes[0]
+    handles, labels = ax.get_legend_handles_labels()
+    if not handles:
+        raise ValueError("ax has no labelled lines: expected curves drawn with labels")
+    return fig.legend(handles, labels, loc="outside lower center", frameon=False,
+                      ncols=ncols or min(len(handles), 4))
 
 
 def color_for(label: str) -> str:
@@ -90,7 +106,8 @@ def loss_curves(ax, histories, x: str = "epoch", *, logy: bool = True, logx: boo
             histories recorded with ``record="iteration"``; not available for ``x="time"``).
         legend, title, ylabel: decorations.
 
-    Full-data costs at epoch ends are drawn as lines with dots; returns ``ax``.
+    Full-data costs at epoch ends are drawn as lines with dots; per-update costs of long runs
+    are thinned to about ``MAX_ITERATION_POINTS`` points. Returns ``ax``.
     """
     if x not in X_CHOICES:
         raise ValueError(f"x={x!r} is not accepted: expected one of {tuple(X_CHOICES)}")
@@ -104,9 +121,16 @@ def loss_curves(ax, histories, x: str = "epoch", *, logy: bool = True, logx: boo
             xs = {"epoch": [e / h.m for e in h.iteration_examples],
                   "examples": h.iteration_examples,
                   "updates": list(range(1, n + 1))}[x]
-            ax.plot(xs, h.iteration_loss, color=color, alpha=0.35, linewidth=0.7)
+            # Thin out long runs (b = 1 takes m updates per epoch): a few thousand points
+            # show the noise just as well, and draw (and lay out) much faster.
+            stride = max(1, n // MAX_ITERATION_POINTS)
+            (line,) = ax.plot(xs[::stride], h.iteration_loss[::stride], color=color, alpha=0.35,
+                              linewidth=0.7)
+            line.set_in_layout(False)  # inside the axes anyway; skips a slow extent computation
         xs = {"epoch": h.epoch, "examples": h.examples, "updates": h.updates, "time": h.time}[x]
-        ax.plot(xs[first:], h.epoch_loss[first:], "o-", color=color, markersize=3, label=label)
+        (line,) = ax.plot(xs[first:], h.epoch_loss[first:], "o-", color=color, markersize=3,
+                          label=label)
+        line.set_in_layout(False)
     if logy:
         ax.set_yscale("log")
     if logx:

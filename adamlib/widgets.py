@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import ipywidgets
 import matplotlib.pyplot as plt
-from IPython.display import display
+from IPython.display import Image as DisplayImage
 
 from .plots import DPI
 
@@ -32,10 +32,14 @@ _LAYOUT = {"width": "28em"}
 _STYLE = {"description_width": "initial"}
 
 
-def render_png(fig, dpi: int = DPI) -> bytes:
-    """The figure as PNG bytes, without the metadata that would vary between runs."""
+def _check_dpi(dpi) -> None:
     if not isinstance(dpi, int) or isinstance(dpi, bool) or not 20 <= dpi <= 300:
         raise ValueError(f"dpi={dpi!r} is not accepted: expected an int in [20, 300]")
+
+
+def render_png(fig, dpi: int = DPI) -> bytes:
+    """The figure as PNG bytes, without the metadata that would vary between runs."""
+    _check_dpi(dpi)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
     return buffer.getvalue()
@@ -54,6 +58,9 @@ def _control(name: str, spec):
     if isinstance(spec, ipywidgets.ValueWidget):
         if not spec.description:
             spec.description = name
+        style = getattr(spec, "style", None)
+        if style is not None and hasattr(style, "description_width") and not style.description_width:
+            style.description_width = "initial"  # show the whole label, not "learning r..."
         return spec
     if isinstance(spec, Sequence) and not isinstance(spec, str):
         if len(spec) < 2:
@@ -63,34 +70,44 @@ def _control(name: str, spec):
     return ipywidgets.fixed(spec)
 
 
-def live(draw: Callable, **controls) -> ipywidgets.VBox:
+def live(draw: Callable, *, dpi: int = DPI, **controls) -> ipywidgets.VBox:
     """Sliders that redraw ``draw(**params)`` into an ``Output`` on every change (needs a kernel).
 
     Each keyword is a parameter of ``draw``: an ipywidgets value widget (used as is; its
     ``description`` defaults to the name), a list of values (a ``SelectionSlider`` over them,
     starting at the first), or any other value (held fixed).
 
-    The figure is displayed inside the Output and then closed, so the cell gets no extra
-    figure output from the inline backend. Returns a ``VBox`` of the controls and the Output;
-    display it as the last expression of a cell.
+    The figure is rendered like a static frame (:func:`render_png` at ``dpi``), put into the
+    Output's state and closed, so the cell gets no extra figure output (from the inline
+    backend, or under nbval). Returns a ``VBox`` of the controls and the Output; display it
+    as the last expression of a cell.
     """
     if not callable(draw):
         raise ValueError(f"draw={draw!r} is not accepted: expected a callable returning a Figure")
+    _check_dpi(dpi)
     widgets = {name: _control(name, spec) for name, spec in controls.items()}
     sliders = [w for w in widgets.values() if isinstance(w, ipywidgets.DOMWidget)]
     if not sliders:
         raise ValueError("live() needs at least one control: pass a widget or a list of values")
     out = ipywidgets.Output()
 
-    def redraw(**params):
+    def redraw(change=None):
+        params = {name: widget.value for name, widget in widgets.items()}
         fig = _draw_and_close(draw, params)
-        with out:
-            out.clear_output(wait=True)
-            display(fig)
-        plt.close(fig)
+        try:
+            png = render_png(fig, dpi)
+        finally:
+            plt.close(fig)
+        # Set the Output's state directly rather than printing inside `with out:`: the
+        # image then travels as widget state, never as a display message of the cell, which
+        # nbval (no widget manager) would count as an extra output of the cell.
+        out.outputs = ()
+        out.append_display_data(DisplayImage(data=png, format="png"))
 
-    # interactive_output calls redraw once now, then on every change of a control.
-    ipywidgets.interactive_output(redraw, widgets)
+    # Not interactive_output: it would add a second, empty Output widget to the saved state.
+    for slider in sliders:
+        slider.observe(redraw, names="value")
+    redraw()
     return ipywidgets.VBox([*sliders, out])
 
 
@@ -134,13 +151,15 @@ def static_slider(draw: Callable, name: str, values: Sequence, fixed: Mapping | 
         raise ValueError(f"name={name!r} is not accepted: expected the name of a parameter of draw")
     fixed = dict(fixed or {})
     if name in fixed:
-        raise ValueError(f"fixed={fixed!r} is not accepted: it also sets the slider's parameter {name!r}")
+        raise ValueError(f"fixed={fixed!r} is not accepted: it also sets the slider's parameter "
+                         f"{name!r}; expected only the other parameters of draw")
     values = list(values) if isinstance(values, Sequence) and not isinstance(values, str) else None
     if values is None or not 2 <= len(values) <= max_frames:
         raise ValueError(f"values={values!r} is not accepted: expected a list of 2 to {max_frames} values")
     labels = [_label(v, format) for v in values]
     if len(set(labels)) != len(labels):
-        raise ValueError(f"format={format!r} is not accepted: it gives repeated labels {labels}")
+        raise ValueError(f"format={format!r} is not accepted: it gives repeated labels {labels}; "
+                         "expected one distinct label per value")
     if value is None:
         value = values[0]
     if value not in values:
