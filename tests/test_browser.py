@@ -1,0 +1,505 @@
+"""The built book in a real browser, with the network cut off.
+
+Every page listed in _toc.yml is served from _build/html on 127.0.0.1 and opened in
+headless Chromium (Debian's, driven by Playwright). Every request that does not go to that
+local server is blocked and recorded, so passing these tests proves the book works offline:
+MathJax, RequireJS and the ipywidgets embed manager come from book_static/vendor.
+
+Per page: no page errors, no console errors, no failed or blocked requests; all math is
+typeset by MathJax (no raw TeX left); every image has loaded. Per chapter also: every
+widget view is rendered, at least one figure is present, and every static slider (a
+slider joined by jslink to a Stack of precomputed Image frames) changes the displayed
+image when moved with the keyboard. Screenshots go to _build/screenshots/: every page in
+full (<page>.png) and the viewport before and after each slider move (<page>.slider-N.*.png).
+
+Run `python3 tasks.py build` first (`python3 tasks.py test` does). Without Chromium the
+tests skip, unless ADAMLIB_REQUIRE_BROWSER=1 (set by .ci/run), which makes that a failure.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import json
+import os
+import re
+import shutil
+import threading
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML = ROOT / "_build" / "html"
+SCREENSHOTS = ROOT / "_build" / "screenshots"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+# Console messages that are not faults of the book. Keep this list short and say why.
+ALLOWED_CONSOLE_ERRORS: list[re.Pattern] = [
+    # (none: the sphinx-thebe duplicate `const THEBE_JS_URL` is removed at build time by
+    # book_ext/offline_assets.py, and the theme's "invalid theme mode" by html_context.)
+]
+# Models whose view has noUiSlider handles, and how many handles each has.
+SLIDER_HANDLES = {
+    "IntSliderModel": 1,
+    "FloatSliderModel": 1,
+    "FloatLogSliderModel": 1,
+    "SelectionSliderModel": 1,
+    "IntRangeSliderModel": 2,
+    "FloatRangeSliderModel": 2,
+    "SelectionRangeSliderModel": 2,
+}
+PAGE_TIMEOUT_MS = 60_000
+
+
+# ---------------------------------------------------------------------------------------
+# Which pages to check: the ones _toc.yml puts in the book.
+
+def _toc_files() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    files = [toc["root"]]
+
+    def walk(entries):
+        for entry in entries or []:
+            if "file" in entry:
+                files.append(entry["file"])
+            for key in ("parts", "chapters", "sections"):
+                walk(entry.get(key))
+
+    walk(toc.get("parts"))
+    walk(toc.get("chapters"))
+    return [re.sub(r"\.(md|ipynb|rst)$", "", f) for f in files]
+
+
+TOC_PAGES = _toc_files()
+CHAPTERS = [p for p in TOC_PAGES if p.startswith("chapters/")]
+
+
+# ---------------------------------------------------------------------------------------
+# Fixtures: the built book, a local server, the browser.
+
+@pytest.fixture(scope="module")
+def built_book() -> Path:
+    if not (HTML / "index.html").is_file():
+        pytest.fail(
+            f"{HTML} has no built book: run `python3 tasks.py build` first "
+            "(`python3 tasks.py test` builds before testing)",
+            pytrace=False,
+        )
+    return HTML
+
+
+@pytest.fixture(scope="module")
+def chromium_path() -> str:
+    path = shutil.which("chromium")
+    if path is None:
+        reason = "Chromium is not installed (Debian: apt-get install -y chromium); browser checks need it"
+        if os.environ.get("ADAMLIB_REQUIRE_BROWSER") == "1":
+            pytest.fail(reason + " and ADAMLIB_REQUIRE_BROWSER=1 requires them", pytrace=False)
+        pytest.skip(reason)
+    return path
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 (the base class's name)
+        pass
+
+
+@pytest.fixture(scope="module")
+def server(built_book: Path):
+    handler = functools.partial(_QuietHandler, directory=str(built_book))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, name="book-http", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser_context(chromium_path: str, tmp_path_factory):
+    from playwright.sync_api import sync_playwright
+
+    profile = tmp_path_factory.mktemp("chromium-profile")  # a fresh user-data-dir
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=chromium_path,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": 900},
+            service_workers="block",
+        )
+        context.set_default_timeout(PAGE_TIMEOUT_MS)
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+# ---------------------------------------------------------------------------------------
+# Opening one page, recording everything that goes wrong.
+
+class PageProblems:
+    def __init__(self):
+        self.blocked: list[str] = []
+        self.page_errors: list[str] = []
+        self.console_errors: list[str] = []
+        self.failed: list[str] = []
+
+    def report(self) -> list[str]:
+        lines = []
+        lines += [f"needed the network (blocked): {u}" for u in self.blocked]
+        lines += [f"page error: {e}" for e in self.page_errors]
+        lines += [f"console error: {e}" for e in self.console_errors]
+        lines += [f"failed request: {e}" for e in self.failed]
+        return lines
+
+
+def _is_local(url: str, base: str) -> bool:
+    scheme = urlsplit(url).scheme
+    if scheme in ("data", "blob", "about"):
+        return True
+    host = urlsplit(url).hostname
+    return url.startswith(base) or host in ("127.0.0.1", "localhost")
+
+
+def open_page(context, base: str, page_path: str):
+    """Open a page with the network blocked; return (page, problems)."""
+    page = context.new_page()
+    problems = PageProblems()
+
+    def route(route_):
+        url = route_.request.url
+        if _is_local(url, base):
+            route_.continue_()
+        else:
+            problems.blocked.append(url)
+            route_.abort("blockedbyclient")
+
+    def on_console(message):
+        if message.type != "error":
+            return
+        text = message.text
+        if any(p.search(text) for p in ALLOWED_CONSOLE_ERRORS):
+            return
+        location = message.location.get("url", "") if message.location else ""
+        problems.console_errors.append(f"{text} ({location})" if location else text)
+
+    def on_response(response):
+        if response.status >= 400:
+            problems.failed.append(f"HTTP {response.status} {response.url}")
+
+    def on_request_failed(request):
+        if request.url in problems.blocked:
+            return  # already reported as blocked
+        problems.failed.append(f"{request.failure} {request.url}")
+
+    page.route("**/*", route)
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: problems.page_errors.append(str(error)))
+    page.on("response", on_response)
+    page.on("requestfailed", on_request_failed)
+    page.goto(base + page_path + ".html", wait_until="load")
+    return page, problems
+
+
+def wait_until(page, condition: str, failures: list[str], what: str, arg=None,
+               timeout_ms: int = 20_000) -> bool:
+    """Wait for a JavaScript condition; on timeout record `what` instead of raising."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(condition, arg=arg, timeout=timeout_ms)
+        return True
+    except PlaywrightTimeout:
+        failures.append(f"{what} (waited {timeout_ms / 1000:.0f} s)")
+        return False
+
+
+def wait_for_mathjax(page, failures: list[str]) -> None:
+    """Wait until MathJax has started and typeset the page (if the page has math)."""
+    ready = wait_until(
+        page,
+        "() => !document.querySelector('.math') ||"
+        " (window.MathJax && MathJax.startup && MathJax.startup.promise && MathJax.typesetPromise)",
+        failures, "MathJax did not start",
+    )
+    if ready:
+        page.evaluate(
+            "async () => { if (window.MathJax && MathJax.startup && MathJax.startup.promise)"
+            " { await MathJax.startup.promise; } }"
+        )
+
+
+def math_report(page) -> dict:
+    return page.evaluate(
+        r"""() => {
+        const article = document.querySelector('article') || document.body;
+        const maths = Array.from(article.querySelectorAll('.math'));
+        const untypeset = maths.filter(m => !m.querySelector('mjx-container'))
+                               .map(m => m.textContent.trim().slice(0, 80));
+        const clone = article.cloneNode(true);
+        clone.querySelectorAll('pre, code, script, style, .highlight, mjx-container, .widget-subarea')
+             .forEach(e => e.remove());
+        const text = clone.textContent;
+        const raw = [];
+        for (const token of ['$$', '\\(', '\\)', '\\[', '\\]', '\\begin{', '\\frac', '\\alpha']) {
+            const i = text.indexOf(token);
+            if (i >= 0) raw.push(text.slice(Math.max(0, i - 40), i + 40).replace(/\s+/g, ' '));
+        }
+        return {
+            math: maths.length,
+            containers: document.querySelectorAll('mjx-container').length,
+            errors: Array.from(document.querySelectorAll('mjx-merror'))
+                         .map(e => e.textContent.slice(0, 80)),
+            untypeset: untypeset,
+            raw: raw,
+        };
+    }"""
+    )
+
+
+def wait_for_images(page, failures: list[str]) -> list[dict]:
+    wait_until(
+        page,
+        "() => Array.from(document.querySelectorAll('article img')).every(i => i.complete)",
+        failures, "images still loading",
+    )
+    return page.evaluate(
+        """() => Array.from(document.querySelectorAll('article img')).map(i => ({
+            src: i.currentSrc || i.src, width: i.naturalWidth, height: i.naturalHeight}))"""
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Widget state: which outputs hold which sliders, and which sliders drive a Stack.
+
+def widget_state(page) -> dict:
+    texts = page.eval_on_selector_all(
+        f'script[type="{WIDGET_STATE}"]', "els => els.map(e => e.textContent)"
+    )
+    state: dict = {}
+    for text in texts:
+        state.update(json.loads(text).get("state", {}))
+    return state
+
+
+def widget_views(page) -> list[str]:
+    texts = page.eval_on_selector_all(
+        f'script[type="{WIDGET_VIEW}"]', "els => els.map(e => e.textContent)"
+    )
+    return [json.loads(t)["model_id"] for t in texts]
+
+
+def _ref(value) -> str | None:
+    if isinstance(value, str) and value.startswith("IPY_MODEL_"):
+        return value[len("IPY_MODEL_"):]
+    return None
+
+
+def sliders_linked_to_stacks(state: dict) -> set[str]:
+    """Model ids of sliders joined by a (directional) link to a Stack's selected_index."""
+    linked = set()
+    for model in state.values():
+        if model.get("model_name") not in ("LinkModel", "DirectionalLinkModel"):
+            continue
+        ends = [model["state"].get("source"), model["state"].get("target")]
+        if not all(isinstance(e, list) and len(e) == 2 for e in ends):
+            continue
+        ids = [_ref(e[0]) for e in ends]
+        names = [state.get(i, {}).get("model_name") for i in ids]
+        for (i, name), (j, other) in (((ids[0], names[0]), (ids[1], names[1])),
+                                      ((ids[1], names[1]), (ids[0], names[0]))):
+            if name in SLIDER_HANDLES and other == "StackModel":
+                linked.add(i)
+    return linked
+
+
+def sliders_in_view(state: dict, root: str) -> list[tuple[str, int]]:
+    """(model id, first handle index) of every slider rendered in one output, in DOM order.
+
+    Follows `children` depth-first; a Stack renders only its selected child.
+    """
+    found: list[tuple[str, int]] = []
+    handles = 0
+
+    def visit(model_id: str):
+        nonlocal handles
+        model = state.get(model_id)
+        if model is None:
+            return
+        name, st = model.get("model_name"), model.get("state", {})
+        if name in SLIDER_HANDLES:
+            found.append((model_id, handles))
+            handles += SLIDER_HANDLES[name]
+        children = [c for c in (_ref(v) for v in st.get("children", [])) if c]
+        if name == "StackModel":
+            index = st.get("selected_index")
+            children = [children[index]] if isinstance(index, int) and 0 <= index < len(children) else []
+        for child in children:
+            visit(child)
+
+    visit(root)
+    return found
+
+
+VISIBLE_WIDGET_IMAGES = """() => Array.from(document.querySelectorAll('.widget-subarea img'))
+    .filter(i => i.checkVisibility() && i.complete && i.naturalWidth > 0)
+    .map(i => {
+        const c = document.createElement('canvas');
+        c.width = i.naturalWidth; c.height = i.naturalHeight;
+        c.getContext('2d').drawImage(i, 0, 0);
+        return {src: i.currentSrc || i.src, pixels: c.toDataURL('image/png')};
+    })"""
+
+
+def _image_digest(images: list[dict]) -> tuple[list[str], list[str]]:
+    return ([i["src"] for i in images],
+            [hashlib.sha256(i["pixels"].encode()).hexdigest()[:16] for i in images])
+
+
+def _shot_name(page_path: str) -> str:
+    return page_path.replace("/", "__")
+
+
+RENDERED_VIEWS = f"""() => Array.from(document.querySelectorAll('script[type="{WIDGET_VIEW}"]'))
+    .filter(s => {{ const a = s.previousElementSibling;
+        return a && a.classList.contains('widget-subarea') && a.querySelector('.jupyter-widgets'); }})
+    .length"""
+UNTYPESET_WIDGET_MATH = r"""() => Array.from(document.querySelectorAll(
+        '.widget-subarea .widget-label, .widget-subarea .widget-htmlmath-content'))
+    .filter(e => !e.querySelector('mjx-container') && /\$[^$]+\$|\\\(|\\\[/.test(e.textContent))
+    .map(e => e.textContent.slice(0, 80))"""
+VISIBLE_SRCS = """() => Array.from(document.querySelectorAll('.widget-subarea img'))
+    .filter(i => i.checkVisibility()).map(i => i.currentSrc || i.src)"""
+
+
+def move_static_slider(page, subarea, handle, shot: str, label: str, failures: list[str]) -> None:
+    """Press an arrow key on a slider handle; the visible frame must change, pixels included."""
+    subarea.evaluate("e => e.scrollIntoView({block: 'center'})")
+    before_src, before_px = _image_digest(page.evaluate(VISIBLE_WIDGET_IMAGES))
+    page.screenshot(path=SCREENSHOTS / f"{shot}.before.png")
+    at_end = handle.get_attribute("aria-valuenow") == handle.get_attribute("aria-valuemax")
+    handle.focus()
+    page.keyboard.press("ArrowLeft" if at_end else "ArrowRight")
+    changed = wait_until(
+        page,
+        f"(before) => JSON.stringify(({VISIBLE_SRCS})()) !== JSON.stringify(before)",
+        [], "", arg=before_src, timeout_ms=10_000,
+    )
+    if changed:
+        wait_until(
+            page,
+            """() => Array.from(document.querySelectorAll('.widget-subarea img'))
+                .filter(i => i.checkVisibility()).every(i => i.complete && i.naturalWidth > 0)""",
+            failures, f"{label}: the new frame did not load",
+        )
+    after_src, after_px = _image_digest(page.evaluate(VISIBLE_WIDGET_IMAGES))
+    page.screenshot(path=SCREENSHOTS / f"{shot}.after.png")
+    if after_src == before_src:
+        failures.append(f"{label}: the displayed image did not change after a key press")
+    elif after_px == before_px:
+        failures.append(f"{label}: a new image is shown but its pixels are the same")
+
+
+def check_widgets(page, name: str, failures: list[str]) -> None:
+    """Every widget view rendered; every static slider moves its frames (chapters only)."""
+    roots = widget_views(page)
+    state = widget_state(page)
+    rendered = bool(roots) and wait_until(
+        page, f"() => ({RENDERED_VIEWS})() === {len(roots)}", [], "", timeout_ms=30_000,
+    )
+    if roots and not rendered:
+        failures.append(f"only {page.evaluate(RENDERED_VIEWS)} of {len(roots)} widget views rendered")
+    broken = page.evaluate(
+        f"""() => Array.from(document.querySelectorAll('script[type="{WIDGET_VIEW}"]'))
+            .filter(s => s.previousElementSibling &&
+                         s.previousElementSibling.querySelector('.jupyter-widgets-error-widget'))
+            .map(s => s.textContent)"""
+    )
+    failures += [f"widget view rendered as an error: {b}" for b in broken]
+    failures += [f"widget view {r} has no embedded state" for r in roots if r not in state]
+    if not rendered:
+        return
+    # Math in widget labels ($\alpha$) is typeset too (book_static/js/ipywidgets-offline.js).
+    if not wait_until(page, f"() => ({UNTYPESET_WIDGET_MATH})().length === 0", [], "",
+                      timeout_ms=10_000):
+        failures += [f"math in a widget label not typeset: {t!r}"
+                     for t in page.evaluate(UNTYPESET_WIDGET_MATH)]
+
+    # Every static slider: move it with the keyboard; the displayed frame must change.
+    linked = sliders_linked_to_stacks(state)
+    views = page.locator(f'script[type="{WIDGET_VIEW}"]')
+    found: set[str] = set()
+    for index, root in enumerate(roots):
+        subarea = views.nth(index).locator("xpath=preceding-sibling::*[1]")
+        for model_id, handle_index in sliders_in_view(state, root):
+            if model_id not in linked:
+                continue
+            found.add(model_id)
+            handle = subarea.locator(".noUi-handle").nth(handle_index)
+            move_static_slider(
+                page, subarea, handle, f"{name}.slider-{len(found)}",
+                f"static slider {len(found)} (model {model_id[:8]})", failures,
+            )
+    failures += [f"slider {m[:8]} is linked to a Stack but is in no rendered output"
+                 for m in sorted(linked - found)]
+
+
+# ---------------------------------------------------------------------------------------
+# The tests.
+
+def test_toc_pages_were_built(built_book: Path):
+    missing = [p for p in TOC_PAGES if not (built_book / f"{p}.html").is_file()]
+    assert not missing, f"pages in _toc.yml missing from {built_book}: {missing}"
+
+
+@pytest.mark.parametrize("page_path", TOC_PAGES)
+def test_page_works_offline(page_path, server, browser_context):
+    """One page of the book: loads cleanly offline, math typeset, images loaded; for a
+    chapter also figures present, every widget rendered, every static slider working."""
+    page, problems = open_page(browser_context, server, page_path)
+    name = _shot_name(page_path)
+    chapter = page_path in CHAPTERS
+    failures: list[str] = []
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    try:
+        wait_for_mathjax(page, failures)
+        math = math_report(page)
+        images = wait_for_images(page, failures)
+        if chapter:
+            check_widgets(page, name, failures)  # before the full-page shot: widgets drawn
+            images = wait_for_images(page, failures)
+            if not images:
+                failures.append("no figure (img) on the page")
+        page.wait_for_timeout(300)  # let late console errors arrive
+        page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+    finally:
+        page.close()
+
+    if math["math"] and not math["containers"]:
+        failures.append(f"{math['math']} math elements but MathJax rendered none")
+    failures += [f"math not typeset: {t!r}" for t in math["untypeset"][:10]]
+    failures += [f"MathJax error: {t!r}" for t in math["errors"]]
+    failures += [f"raw TeX left in the text: ...{t}..." for t in math["raw"]]
+    failures += [f"image did not load: {i['src'][:120]}" for i in images if not i["width"]]
+    failures = problems.report() + failures
+    if failures:
+        pytest.fail(f"{page_path}.html:\n  " + "\n  ".join(failures), pytrace=False)
