@@ -79,8 +79,11 @@ def test(extra: list[str]) -> None:
     """Build the book (the browser tests read it), then run unit tests, nbval and browser tests."""
     build(stored_outputs=True)
     t0 = time.perf_counter()
+    # Two workers (the CI machine has two cores); `loadfile` keeps each notebook's cells
+    # together in one worker, so they run in order in one kernel as nbval requires.
+    workers = [] if any(a.startswith("-n") for a in extra) else ["-n", "2"]
     run(
-        PY, "-m", "pytest", "tests", "chapters",
+        PY, "-m", "pytest", "tests", "chapters", *workers, "--dist", "loadfile",
         "--nbval", "--nbval-current-env", "--nbval-sanitize-with", SANITIZE,
         *extra,
     )
