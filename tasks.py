@@ -67,8 +67,9 @@ def build(stored_outputs: bool = False) -> None:
         text = (ROOT / "_config.yml").read_text()
         if "execute_notebooks: force" not in text:
             sys.exit("tasks.py: _config.yml must say `execute_notebooks: force` (test switches it off)")
-        (ROOT / "_build").mkdir(exist_ok=True)
-        stored = ROOT / "_build" / "_config.stored_outputs.yml"
+        # Beside _config.yml, because Jupyter Book resolves relative paths in it (the local
+        # Sphinx extension in book_ext/) from the config file's folder. Hidden and ignored.
+        stored = ROOT / ".config.stored_outputs.yml"
         stored.write_text(text.replace("execute_notebooks: force", "execute_notebooks: 'off'"))
         config = ["--config", str(stored)]
     run(BIN / "jupyter-book", "build", "--all", "-W", "--keep-going", *config, ".")
