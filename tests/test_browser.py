@@ -9,8 +9,14 @@ Per page: no page errors, no console errors, no failed or blocked requests; all 
 typeset by MathJax (no raw TeX left); every image has loaded. Per chapter also: every
 widget view is rendered, at least one figure is present, and every static slider (a
 slider joined by jslink to a Stack of precomputed Image frames) changes the displayed
-image when moved with the keyboard. Screenshots go to _build/screenshots/: every page in
-full (<page>.png) and the viewport before and after each slider move (<page>.slider-N.*.png).
+image when moved with the keyboard (the handle in the tab order); every figure has alt text
+(not a file name); there are exercises, their solutions folded; the launch
+menu's Binder and Colab links open this chapter's notebook (chapters/NN_x.ipynb on the
+branch under repository.url of _config.yml), and the Thebe, repository and .ipynb download
+buttons are there (the download served). The front page links the whole book as one
+archive, which must unpack to a complete book. Screenshots go to _build/screenshots/: every
+page in full (<page>.png), the viewport before and after each slider move
+(<page>.slider-N.*.png) and each chapter's open launch menu (<page>.launch-menu.png).
 
 Run `python3 tasks.py build` first (`python3 tasks.py test` does). Without Chromium the
 tests skip, unless ADAMLIB_REQUIRE_BROWSER=1 (set by .ci/run), which makes that a failure.
@@ -20,11 +26,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
+import io
 import json
 import os
 import re
 import shutil
 import threading
+import zipfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -86,6 +94,27 @@ def _toc_files() -> list[str]:
 
 TOC_PAGES = _toc_files()
 CHAPTERS = [p for p in TOC_PAGES if p.startswith("chapters/")]
+# Pages Sphinx makes that are not in the table of contents, but a reader reaches.
+GENERATED_PAGES = ["genindex", "search"]
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+ARCHIVE = "adam-companion.zip"  # book_ext/book_archive.py
+
+
+def expected_launch_links(page_path: str) -> dict[str, str]:
+    """Where the launch menu of a chapter must point: its notebook, in the repository of
+    _config.yml, on its branch (the URL forms of sphinx-book-theme 1.3)."""
+    repo = CONFIG["repository"]
+    owner_name = repo["url"].rstrip("/").removeprefix("https://github.com/")
+    branch = repo.get("branch", "main")
+    prefix = (repo.get("path_to_book") or "").strip("/")
+    notebook = "/".join(p for p in (prefix, f"{page_path}.ipynb") if p)
+    buttons = CONFIG["launch_buttons"]
+    ui = {"classic": "tree", "jupyterlab": "lab/tree"}[buttons.get("notebook_interface", "classic")]
+    return {
+        "Binder": f"{buttons['binderhub_url'].rstrip('/')}/v2/gh/{owner_name}/{branch}"
+                  f"?urlpath={ui}/{notebook}",
+        "Colab": f"{buttons['colab_url'].rstrip('/')}/github/{owner_name}/blob/{branch}/{notebook}",
+    }
 
 
 # ---------------------------------------------------------------------------------------
@@ -397,6 +426,9 @@ def move_static_slider(page, subarea, handle, shot: str, label: str, failures: l
     before_src, before_px = _image_digest(page.evaluate(VISIBLE_WIDGET_IMAGES))
     page.screenshot(path=SCREENSHOTS / f"{shot}.before.png")
     at_end = handle.get_attribute("aria-valuenow") == handle.get_attribute("aria-valuemax")
+    # Usable with the keyboard: the handle is in the tab order (a reader reaches it with Tab).
+    if handle.get_attribute("tabindex") in (None, "-1"):
+        failures.append(f"{label}: the slider handle cannot be reached with the Tab key")
     handle.focus()
     page.keyboard.press("ArrowLeft" if at_end else "ArrowRight")
     changed = wait_until(
@@ -463,6 +495,67 @@ def check_widgets(page, name: str, failures: list[str]) -> None:
                  for m in sorted(linked - found)]
 
 
+LAUNCH_LINKS = """() => Array.from(document.querySelectorAll('.dropdown-launch-buttons a'))
+    .map(a => [a.textContent.trim(), a.href])"""
+
+
+def check_launch_buttons(page, page_path: str, shot: str, failures: list[str]) -> None:
+    """The launch menu opens this chapter's notebook; Thebe, repository and download are there."""
+    notebook = ROOT / f"{page_path}.ipynb"
+    if not notebook.is_file():
+        failures.append(f"launch links would point at {page_path}.ipynb, which is not in the repository")
+    links = dict(page.evaluate(LAUNCH_LINKS))
+    for label, url in expected_launch_links(page_path).items():
+        if links.get(label) != url:
+            failures.append(f"launch link {label!r} is {links.get(label)!r}, expected {url!r}")
+    if page.locator(".dropdown-launch-buttons .btn-launch-thebe").count() != 1:
+        failures.append("no 'Live Code' (Thebe) button in the launch menu")
+    # Thebe starts its kernel on Binder from the same repository and branch.
+    thebe = " ".join(page.eval_on_selector_all(
+        'script[type="text/x-thebe-config"]', "els => els.map(e => e.textContent)"))
+    repo = CONFIG["repository"]
+    owner_name = repo["url"].rstrip("/").removeprefix("https://github.com/")
+    for key, value in (("repo", owner_name), ("ref", repo.get("branch", "main"))):
+        if not re.search(rf'\b{key}:\s*"{re.escape(value)}"', thebe):
+            failures.append(f"Thebe's binderOptions lack {key}: {value!r}")
+    repo_links = page.eval_on_selector_all(
+        ".btn-source-repository-button", "els => els.map(e => e.getAttribute('href'))")
+    if repo_links != [CONFIG["repository"]["url"]]:
+        failures.append(f"repository button points at {repo_links}, expected {CONFIG['repository']['url']!r}")
+    downloads = page.eval_on_selector_all(".btn-download-source-button", "els => els.map(e => e.href)")
+    if len(downloads) != 1 or not downloads[0].endswith(f"{page_path}.ipynb"):
+        failures.append(f"download button: {downloads}, expected one link to {page_path}.ipynb")
+    else:
+        response = page.request.get(downloads[0])
+        if response.status != 200 or "cells" not in json.loads(response.body()):
+            failures.append(f"the .ipynb download does not serve a notebook (HTTP {response.status})")
+    # Open the menu as a reader would, and keep a picture of it.
+    page.evaluate("window.scrollTo(0, 0)")
+    page.locator(".dropdown-launch-buttons button.dropdown-toggle").click()
+    if wait_until(page, "() => !!document.querySelector('.dropdown-launch-buttons .dropdown-menu.show')",
+                  failures, "the launch menu did not open on click", timeout_ms=5_000):
+        page.screenshot(path=SCREENSHOTS / f"{shot}.launch-menu.png",
+                        clip={"x": 0, "y": 0, "width": 1280, "height": 420})
+    page.keyboard.press("Escape")
+
+
+EXERCISES = """() => ({
+    exercises: document.querySelectorAll('article .exercise').length,
+    solutions: document.querySelectorAll('article .solution').length,
+    // sphinx-togglebutton folds a dropdown by adding `toggle-hidden` (its CSS then clips
+    // the body to the title's height) when the page loads.
+    unfolded: Array.from(document.querySelectorAll('article .solution'))
+        .filter(s => !s.classList.contains('toggle-hidden'))
+        .map(s => (s.querySelector('.admonition-title') || s).textContent.trim().slice(0, 60)),
+})"""
+
+
+# Widget frames get theirs from book_static/js/ipywidgets-offline.js.
+MISSING_ALT = r"""() => Array.from(document.querySelectorAll('article img'))
+    .filter(i => !(i.getAttribute('alt') || '').trim() || /\.(png|jpe?g|svg|gif)$/i.test(i.getAttribute('alt')))
+    .map(i => (i.getAttribute('src') || '').slice(-60))"""
+
+
 # ---------------------------------------------------------------------------------------
 # The tests.
 
@@ -471,7 +564,7 @@ def test_toc_pages_were_built(built_book: Path):
     assert not missing, f"pages in _toc.yml missing from {built_book}: {missing}"
 
 
-@pytest.mark.parametrize("page_path", TOC_PAGES)
+@pytest.mark.parametrize("page_path", TOC_PAGES + GENERATED_PAGES)
 def test_page_works_offline(page_path, server, browser_context):
     """One page of the book: loads cleanly offline, math typeset, images loaded; for a
     chapter also figures present, every widget rendered, every static slider working."""
@@ -489,8 +582,19 @@ def test_page_works_offline(page_path, server, browser_context):
             images = wait_for_images(page, failures)
             if not images:
                 failures.append("no figure (img) on the page")
+        failures += [f"figure without alt text (or a file name as alt): ...{src}"
+                     for src in page.evaluate(MISSING_ALT)]
+        if chapter:  # exercises, with their solutions folded until the reader opens them
+            exercises = page.evaluate(EXERCISES)
+            if not exercises["exercises"]:
+                failures.append("no exercise on the chapter page")
+            if exercises["solutions"] < exercises["exercises"]:
+                failures.append(f"{exercises['exercises']} exercises but {exercises['solutions']} solutions")
+            failures += [f"solution shown unfolded: {t!r}" for t in exercises["unfolded"]]
         page.wait_for_timeout(300)  # let late console errors arrive
         page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+        if chapter:
+            check_launch_buttons(page, page_path, name, failures)
     finally:
         page.close()
 
@@ -503,3 +607,31 @@ def test_page_works_offline(page_path, server, browser_context):
     failures = problems.report() + failures
     if failures:
         pytest.fail(f"{page_path}.html:\n  " + "\n  ".join(failures), pytrace=False)
+
+
+def test_whole_book_archive(server, browser_context):
+    """The front page links the whole book as one archive, which unpacks to a complete book."""
+    page, problems = open_page(browser_context, server, TOC_PAGES[0])
+    try:
+        links = page.eval_on_selector_all(
+            f'article a[href$="{ARCHIVE}"]',
+            "els => els.map(e => ({href: e.href, visible: e.checkVisibility()}))")
+        assert links and all(link["visible"] for link in links), \
+            f"the front page ({TOC_PAGES[0]}) has no visible link to {ARCHIVE}"
+        response = page.request.get(links[0]["href"])
+        assert response.status == 200, f"{links[0]['href']}: HTTP {response.status}"
+        body = response.body()
+    finally:
+        page.close()
+    assert not problems.report(), problems.report()
+    with zipfile.ZipFile(io.BytesIO(body)) as archive:
+        assert archive.testzip() is None, "the archive is corrupt"
+        names = set(archive.namelist())
+    top = ARCHIVE.removesuffix(".zip")
+    wanted = [f"{top}/index.html", f"{top}/_static/vendor/mathjax/tex-chtml-full.js",
+              f"{top}/_static/vendor/html-manager/embed-amd.js"]
+    wanted += [f"{top}/{p}.html" for p in TOC_PAGES]
+    wanted += [f"{top}/_sources/{p}.ipynb" for p in CHAPTERS]
+    missing = [n for n in wanted if n not in names]
+    assert not missing, f"{ARCHIVE} lacks: {missing}"
+    assert f"{top}/{ARCHIVE}" not in names, "the archive contains itself"

@@ -8,6 +8,8 @@ Each notebook runs top to bottom in a fresh ``python3`` kernel of the running in
 notebook's own folder. The widget state is stored, so static sliders work on the published page.
 Per-cell timing and execution metadata are dropped so a refresh changes only what changed.
 Prints the wall time and size of each notebook; exits non-zero if a cell fails.
+Each refreshed chapter's wall time, machine and versions are recorded in
+chapters/execution.json (tools/execution_status.py), which the book's execution-status page shows.
 """
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+
+import execution_status  # tools/execution_status.py, beside this script
 
 # Cell metadata that records when or how a cell ran, not what it is.
 NOISY_CELL_METADATA = ("execution", "ExecuteTime", "collapsed", "scrolled")
@@ -52,6 +56,8 @@ def refresh(path: Path) -> float:
     clean(nb)
     nbformat.validate(nb)
     nbformat.write(nb, path)
+    if path.parent.name == "chapters":
+        execution_status.record(path, seconds, nb)
     return seconds
 
 

@@ -1,6 +1,7 @@
 /*
  * Loaded between RequireJS and the ipywidgets embed manager (see nb_ipywidgets_js in
- * _config.yml). Two fixes that let the widgets on a static page work with no network.
+ * _config.yml). Two fixes that let the widgets on a static page work with no network,
+ * and one for screen readers.
  */
 (function () {
   "use strict";
@@ -73,4 +74,46 @@
       set: function (value) { current = withHub(value); }
     });
   } catch (e) { /* window.MathJax not redefinable: nothing more we can do */ }
+
+  // 3. Alt text for the frames of static sliders. An ipywidgets Image has no alt text, so
+  //    a screen reader met an unnamed picture. Name each frame after the controls of its
+  //    output area ("Figure for beta2 = 0.999"), read when the frame is shown, which is
+  //    when the slider has just moved to it.
+  function controlsText(area) {
+    var parts = [];
+    var sliders = area.querySelectorAll(".widget-slider, .widget-hslider, .widget-vslider");
+    for (var i = 0; i < sliders.length; i++) {
+      var label = sliders[i].querySelector(".widget-label");
+      var readout = sliders[i].querySelector(".widget-readout");
+      var name = label ? label.textContent.trim() : "";
+      var value = readout ? (readout.value || readout.textContent || "").trim() : "";
+      if (name || value) parts.push(name && value ? name + " = " + value : name || value);
+    }
+    return parts.join(", ");
+  }
+  function nameFrames() {
+    var images = document.querySelectorAll(".widget-subarea img");
+    for (var i = 0; i < images.length; i++) {
+      var img = images[i];
+      var area = img.closest(".widget-subarea");
+      var controls = area ? controlsText(area) : "";
+      var alt = controls ? "Figure for " + controls : "Figure (precomputed frame)";
+      if (img.getAttribute("alt") !== alt && img.checkVisibility && img.checkVisibility()) {
+        img.setAttribute("alt", alt);
+      } else if (!img.hasAttribute("alt")) {
+        img.setAttribute("alt", alt);
+      }
+    }
+  }
+  function watchFrames() {
+    var pending = false;
+    new MutationObserver(function () {
+      if (pending) return;
+      pending = true;
+      setTimeout(function () { pending = false; nameFrames(); }, 0);
+    }).observe(document.body, { childList: true, subtree: true });
+    nameFrames();
+  }
+  if (document.body) watchFrames();
+  else document.addEventListener("DOMContentLoaded", watchFrames);
 })();
