@@ -231,19 +231,19 @@ def test_constructor_defaults_are_the_design_table():
     d = lambda cls: {k: v for k, v in getattr(adamlib, cls)(p).defaults.items()  # noqa: E731
                      if k not in ("differentiable",)}
     assert d("SGD") == dict(lr=1e-3, momentum=0, dampening=0, nesterov=False, weight_decay=0, maximize=False,
-                            foreach=None)
+                            foreach=None, fused=None)
     assert d("Momentum") == dict(lr=1e-2, beta=0.9, bias_correction=True, weight_decay=0, maximize=False,
-                                 foreach=None)
+                                 foreach=None, fused=None)
     assert d("Adagrad") == dict(lr=1e-2, eps=1e-10, initial_accumulator_value=0, weight_decay=0, maximize=False,
-                                foreach=None)
+                                foreach=None, fused=None)
     assert d("RMSProp") == dict(lr=1e-2, beta=0.99, eps=1e-8, bias_correction=False, eps_inside_sqrt=False,
-                                weight_decay=0, maximize=False, foreach=None)
+                                weight_decay=0, maximize=False, foreach=None, fused=None)
     adam = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, bias_correction=True,
-                decoupled_weight_decay=False, maximize=False, foreach=None)
+                decoupled_weight_decay=False, maximize=False, foreach=None, fused=None)
     assert d("Adam") == adam
     assert d("AdamW") == {**adam, "weight_decay": 1e-2, "decoupled_weight_decay": True}
     assert d("AMSGrad") == {**adam, "amsgrad": True}
-    assert d("AdaMax") == dict(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, maximize=False, foreach=None)
+    assert d("AdaMax") == dict(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, maximize=False, foreach=None, fused=None)
     for cls in CLASS_NAMES:
         assert issubclass(getattr(adamlib, cls), torch.optim.Optimizer)
 

@@ -7,6 +7,10 @@ A subclass says which state tensors it keeps and writes two functions of one par
 * ``_step_foreach(group, params)``: the same arithmetic on lists of tensors with
   ``torch._foreach_*`` (fewer kernel launches on a GPU); tests hold it equal to the loop.
 
+and, for the third path (``fused=True``: one pass over memory per step, see ``_fused.py``),
+``_fused_numba(group, params)`` (CPU, numba) and, where torch has a fused kernel for exactly
+that configuration, ``_torch_fused_matches(group)`` and ``_fused_torch(group, params)``.
+
 Everything else (closures, ``None`` grads, maximize, complex numbers, choosing a path,
 torch-compatible checkpoints) lives here once.
 """
@@ -17,7 +21,7 @@ from collections import defaultdict
 import torch
 from torch.optim import Optimizer
 
-from . import _validate
+from . import _fused, _validate
 
 
 def _scalar_dtype() -> torch.dtype:
@@ -33,6 +37,18 @@ def real(t: torch.Tensor) -> torch.Tensor:
 
 #: On a CPU, below this mean tensor size (elements) the multi-tensor path is faster.
 FOREACH_CPU_MAX_MEAN_NUMEL = 16_384
+
+
+def default_fused(params: list[torch.Tensor], foreach) -> bool:
+    """Whether ``fused=None`` takes the fused path: never, for now; ask with ``fused=True``.
+
+    The fused CPU step is 3-8x faster than the loop for large groups (chapter 16,
+    ``python -m adamlib.bench``), but its numba kernels compile on first use: several
+    seconds per algorithm and dtype in a fresh clone before the on-disk cache exists. A
+    default that silently spends that inside a notebook cell or a short run is not a safe
+    default, so, as torch.optim does with its own fused kernels, fused is opt-in.
+    """
+    return False
 
 
 def default_foreach(params: list[torch.Tensor]) -> bool:
@@ -73,7 +89,25 @@ class AdamlibOptimizer(Optimizer):
             if name in defaults:
                 _validate.flag(type(self).__name__, name, defaults[name])
         _validate.flag(type(self).__name__, "foreach", defaults.get("foreach"), allow_none=True)
+        _validate.flag(type(self).__name__, "fused", defaults.get("fused"), allow_none=True)
+        if defaults.get("fused") and defaults.get("foreach"):
+            raise ValueError(
+                f"{type(self).__name__}: invalid foreach = True with fused = True; "
+                "choose one path (fused is the faster one)"
+            )
         super().__init__(params, defaults)
+        if defaults.get("fused"):
+            for group in self.param_groups:
+                self._check_fused_possible(group)
+
+    def add_param_group(self, param_group: dict) -> None:
+        super().add_param_group(param_group)
+        if hasattr(self, "defaults") and self.param_groups[-1].get("fused"):
+            self._check_fused_possible(self.param_groups[-1])
+
+    def _check_fused_possible(self, group: dict) -> None:
+        if any(p.device.type == "cpu" for p in group["params"]):
+            _fused.require_numba(type(self).__name__)
 
     # ---- state -----------------------------------------------------------------------
 
@@ -109,6 +143,10 @@ class AdamlibOptimizer(Optimizer):
                 if len(state) == 0:
                     self._init_state(p, state, group)
             foreach = group.get("foreach")
+            fused = group.get("fused")
+            if fused or (fused is None and default_fused(params, foreach)):
+                self._step_fused(group, params)
+                continue
             if foreach is None:
                 foreach = default_foreach(params)
             if foreach:
@@ -122,6 +160,68 @@ class AdamlibOptimizer(Optimizer):
 
     def _step_foreach(self, group: dict, params: list[torch.Tensor]) -> None:
         raise NotImplementedError
+
+    # ---- the fused path ------------------------------------------------------------------
+
+    #: "auto": numba on CPU, torch's fused kernels elsewhere (where they match); "torch":
+    #: torch's fused kernels on every device where they match (tests use it to check on a
+    #: CPU the path that CUDA takes).
+    _fused_backend = "auto"
+
+    def _step_fused(self, group: dict, params: list[torch.Tensor]) -> None:
+        """One pass over memory per parameter, where a kernel can do it; else the same numbers.
+
+        Parameters a fused kernel cannot take (a non-contiguous tensor or state, float16 or
+        bfloat16, a device with neither numba nor a matching torch kernel) are stepped by the
+        per-tensor loop on a CPU and by the multi-tensor path elsewhere, so a mixed model
+        still steps in one call.
+        """
+        numba_cpu, torch_fused, per_tensor, foreach = defaultdict(list), defaultdict(list), [], []
+        matches = self._torch_fused_matches(group)
+        for p in params:
+            state = [v for k, v in self.state[p].items() if k != "step" and torch.is_tensor(v)]
+            on_cpu = p.device.type == "cpu"
+            if on_cpu and self._fused_backend == "auto" and _fused.numba_eligible(p, *state):
+                numba_cpu[p.dtype].append(p)
+            elif matches and p.dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64,
+                                         torch.complex64, torch.complex128) \
+                    and (not on_cpu or _fused.numba_eligible(p, *state)):
+                torch_fused[(p.device, p.dtype)].append(p)
+            elif on_cpu:
+                per_tensor.append(p)
+            else:
+                foreach.append(p)
+        if numba_cpu:
+            _fused.require_numba(type(self).__name__)
+        for bucket in numba_cpu.values():
+            self._fused_numba(group, bucket)
+        for bucket in torch_fused.values():
+            self._fused_torch(group, bucket)
+        if per_tensor:
+            self._step_per_tensor(group, per_tensor)
+        if foreach:
+            self._step_foreach(group, foreach)
+
+    def _fused_numba(self, group: dict, params: list[torch.Tensor]) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def _torch_fused_matches(cls, group: dict) -> bool:
+        """Whether torch has a fused kernel for exactly this group's configuration."""
+        return False
+
+    def _fused_torch(self, group: dict, params: list[torch.Tensor]) -> None:
+        raise NotImplementedError
+
+    def _device_steps(self, params: list[torch.Tensor]) -> list[torch.Tensor]:
+        """t <- t + 1 on adamlib's CPU counters, and float32 copies on the params' device (as
+        torch's fused kernels read them), made in one transfer."""
+        steps = [self.state[p]["step"] for p in params]
+        torch._foreach_add_(steps, 1.0)
+        device = params[0].device
+        if device.type == "cpu" and all(s.dtype == torch.float32 for s in steps):
+            return [s.clone() for s in steps]
+        return list(torch.stack(steps).to(device=device, dtype=torch.float32).unbind())
 
     # ---- helpers for the two paths ------------------------------------------------------
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from . import _validate
+from . import _fused, _validate
 from ._base import AdamlibOptimizer, real
 
 
@@ -22,10 +22,11 @@ class Adagrad(AdamlibOptimizer):
     torch_group_keys = {"lr_decay": lambda group: 0.0}
 
     def __init__(self, params, lr=1e-2, eps=1e-10, initial_accumulator_value=0, weight_decay=0,
-                 maximize=False, foreach=None):
+                 maximize=False, foreach=None, fused=None):
         _validate.nonnegative(type(self).__name__, "initial_accumulator_value", initial_accumulator_value)
         defaults = dict(lr=lr, eps=eps, initial_accumulator_value=initial_accumulator_value,
-                        weight_decay=weight_decay, maximize=maximize, foreach=foreach)
+                        weight_decay=weight_decay, maximize=maximize, foreach=foreach,
+                        fused=fused)
         super().__init__(params, defaults)
 
     def _init_state(self, p, state, group):
@@ -64,3 +65,24 @@ class Adagrad(AdamlibOptimizer):
             std = torch._foreach_sqrt(G)
             torch._foreach_add_(std, eps)
             torch._foreach_addcdiv_(theta, g, std, value=-lr)
+
+    def _fused_numba(self, group, params):
+        lr, eps, wd, dtype = float(group["lr"]), group["eps"], group["weight_decay"], params[0].dtype
+        _fused.bucket_steps([self.state[p]["step"] for p in params])
+        ptrs, sizes = _fused.table([[p, p.grad, self.state[p]["sum"]] for p in params])
+        _fused.launch(_fused.kernels().adagrad,
+            ptrs, sizes, _fused.per_param([0] * len(params), dtype), _fused.proto(dtype),
+            *_fused.scalars(dtype, -lr, eps, wd, -1.0 if group["maximize"] else 1.0),
+        )
+
+    @classmethod
+    def _torch_fused_matches(cls, group):
+        return True  # torch.optim.Adagrad with lr_decay = 0
+
+    def _fused_torch(self, group, params):
+        steps = self._device_steps(params)
+        torch._fused_adagrad_(
+            [real(p) for p in params], [real(p.grad) for p in params],
+            [real(self.state[p]["sum"]) for p in params], steps, lr=float(group["lr"]), lr_decay=0.0,
+            weight_decay=group["weight_decay"], eps=group["eps"], maximize=group["maximize"],
+        )

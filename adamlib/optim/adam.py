@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from . import _validate
+from . import _fused, _validate
 from ._base import AdamlibOptimizer, real
 
 
@@ -34,7 +34,7 @@ class Adam(AdamlibOptimizer):
 
     def __init__(
         self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False,
-        bias_correction=True, decoupled_weight_decay=False, maximize=False, foreach=None,
+        bias_correction=True, decoupled_weight_decay=False, maximize=False, foreach=None, fused=None,
     ):
         name = type(self).__name__
         _validate.betas(name, betas)
@@ -44,7 +44,7 @@ class Adam(AdamlibOptimizer):
         defaults = dict(
             lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
             bias_correction=bias_correction, decoupled_weight_decay=decoupled_weight_decay,
-            maximize=maximize, foreach=foreach,
+            maximize=maximize, foreach=foreach, fused=fused,
         )
         super().__init__(params, defaults)
 
@@ -108,6 +108,40 @@ class Adam(AdamlibOptimizer):
             torch._foreach_add_(denom, eps)
             torch._foreach_addcdiv_(theta, m, denom, [-lr / bc1 for bc1, _ in bcs])
 
+    def _state_rows(self, group, params):
+        names = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
+        return [[p, p.grad, *(self.state[p][n] for n in names)] for p in params]
+
+    def _fused_numba(self, group, params):
+        lr, (beta1, beta2), eps, wd = float(group["lr"]), group["betas"], group["eps"], group["weight_decay"]
+        dtype = params[0].dtype
+        ts = _fused.bucket_steps([self.state[p]["step"] for p in params])
+        bcs = [self._bias_corrections(group, t) for t in ts]
+        ptrs, sizes = _fused.table(self._state_rows(group, params))
+        scal = _fused.per_param([[-lr / bc1, bc2**0.5] for bc1, bc2 in bcs], dtype)
+        w, one_minus_w = _fused.lerp_weights(1 - beta1, dtype)
+        _fused.launch(_fused.kernels().adam,
+            ptrs, sizes, scal, _fused.proto(dtype), w, one_minus_w, abs(float(w)) >= 0.5,
+            *_fused.scalars(dtype, beta2, 1 - beta2, eps, wd, -1.0 if group["maximize"] else 1.0,
+                            1 - lr * wd),
+            group["decoupled_weight_decay"], group["amsgrad"],
+        )
+
+    @classmethod
+    def _torch_fused_matches(cls, group):
+        # torch's kernels always bias-correct; everything else (L2 or decoupled decay,
+        # amsgrad, maximize) is a knob of theirs too.
+        return bool(group["bias_correction"])
+
+    def _fused_torch(self, group, params):
+        (beta1, beta2) = group["betas"]
+        steps = self._device_steps(params)
+        theta, grads, m, v, *v_max = zip(*[[real(t) for t in row] for row in self._state_rows(group, params)])
+        kernel = torch._fused_adamw_ if group["decoupled_weight_decay"] else torch._fused_adam_
+        kernel(list(theta), list(grads), list(m), list(v), list(v_max[0]) if v_max else [], steps,
+               lr=float(group["lr"]), beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"],
+               eps=group["eps"], amsgrad=group["amsgrad"], maximize=group["maximize"])
+
 
 class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov & Hutter, 2019): ``torch.optim.AdamW``.
@@ -117,12 +151,12 @@ class AdamW(Adam):
 
     def __init__(
         self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False,
-        bias_correction=True, maximize=False, foreach=None,
+        bias_correction=True, maximize=False, foreach=None, fused=None,
     ):
         super().__init__(
             params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
             bias_correction=bias_correction, decoupled_weight_decay=True, maximize=maximize,
-            foreach=foreach,
+            foreach=foreach, fused=fused,
         )
 
 
@@ -137,10 +171,10 @@ class AMSGrad(Adam):
 
     def __init__(
         self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, bias_correction=True,
-        decoupled_weight_decay=False, maximize=False, foreach=None,
+        decoupled_weight_decay=False, maximize=False, foreach=None, fused=None,
     ):
         super().__init__(
             params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=True,
             bias_correction=bias_correction, decoupled_weight_decay=decoupled_weight_decay,
-            maximize=maximize, foreach=foreach,
+            maximize=maximize, foreach=foreach, fused=fused,
         )

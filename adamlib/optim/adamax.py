@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from . import _validate
+from . import _fused, _validate
 from ._base import AdamlibOptimizer, real
 
 
@@ -22,10 +22,10 @@ class AdaMax(AdamlibOptimizer):
     state_names = ("exp_avg", "exp_inf")
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
-                 maximize=False, foreach=None):
+                 maximize=False, foreach=None, fused=None):
         _validate.betas(type(self).__name__, betas)
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                        maximize=maximize, foreach=foreach)
+                        maximize=maximize, foreach=foreach, fused=fused)
         super().__init__(params, defaults)
 
     def _step_per_tensor(self, group, params):
@@ -56,3 +56,16 @@ class AdaMax(AdamlibOptimizer):
             torch._foreach_add_(abs_g, eps)
             torch._foreach_maximum_(u, abs_g)
             torch._foreach_addcdiv_(theta, m, u, [-lr / (1 - beta1**t) for t in ts])
+
+    def _fused_numba(self, group, params):
+        lr, (beta1, beta2), eps, wd = float(group["lr"]), group["betas"], group["eps"], group["weight_decay"]
+        dtype = params[0].dtype
+        ts = _fused.bucket_steps([self.state[p]["step"] for p in params])
+        ptrs, sizes = _fused.table(
+            [[p, p.grad, self.state[p]["exp_avg"], self.state[p]["exp_inf"]] for p in params])
+        steps = _fused.per_param([-lr / (1 - beta1**t) for t in ts], dtype)
+        w, one_minus_w = _fused.lerp_weights(1 - beta1, dtype)
+        _fused.launch(_fused.kernels().adamax,
+            ptrs, sizes, steps, _fused.proto(dtype), w, one_minus_w, abs(float(w)) >= 0.5,
+            *_fused.scalars(dtype, beta2, eps, wd, -1.0 if group["maximize"] else 1.0),
+        )

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from . import _validate
+from . import _fused, _validate
 from ._base import AdamlibOptimizer, real
 
 
@@ -26,14 +26,14 @@ class RMSProp(AdamlibOptimizer):
                         "centered": lambda group: False}
 
     def __init__(self, params, lr=1e-2, beta=0.99, eps=1e-8, bias_correction=False,
-                 eps_inside_sqrt=False, weight_decay=0, maximize=False, foreach=None):
+                 eps_inside_sqrt=False, weight_decay=0, maximize=False, foreach=None, fused=None):
         name = type(self).__name__
         _validate.unit_interval(name, "beta", beta)
         _validate.flag(name, "bias_correction", bias_correction)
         _validate.flag(name, "eps_inside_sqrt", eps_inside_sqrt)
         defaults = dict(lr=lr, beta=beta, eps=eps, bias_correction=bias_correction,
                         eps_inside_sqrt=eps_inside_sqrt, weight_decay=weight_decay,
-                        maximize=maximize, foreach=foreach)
+                        maximize=maximize, foreach=foreach, fused=fused)
         super().__init__(params, defaults)
 
     def _from_torch_group(self, group):
@@ -86,3 +86,15 @@ class RMSProp(AdamlibOptimizer):
                 denom = torch._foreach_sqrt(denom)
                 torch._foreach_add_(denom, eps)
             torch._foreach_addcdiv_(theta, g, denom, value=-lr)
+
+    def _fused_numba(self, group, params):
+        lr, beta, eps, wd = float(group["lr"]), group["beta"], group["eps"], group["weight_decay"]
+        dtype = params[0].dtype
+        ts = _fused.bucket_steps([self.state[p]["step"] for p in params])
+        bcs = [1 - beta**t if group["bias_correction"] else 1.0 for t in ts]
+        ptrs, sizes = _fused.table([[p, p.grad, self.state[p]["square_avg"]] for p in params])
+        _fused.launch(_fused.kernels().rmsprop,
+            ptrs, sizes, _fused.per_param(bcs, dtype), _fused.proto(dtype),
+            *_fused.scalars(dtype, -lr, beta, 1 - beta, eps, wd, -1.0 if group["maximize"] else 1.0),
+            group["bias_correction"], group["eps_inside_sqrt"],
+        )

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from . import _validate
+from . import _fused, _validate
 from ._base import AdamlibOptimizer, real
 
 
@@ -24,7 +24,7 @@ class SGD(AdamlibOptimizer):
 
     def __init__(
         self, params, lr=1e-3, momentum=0, dampening=0, nesterov=False, weight_decay=0,
-        maximize=False, foreach=None,
+        maximize=False, foreach=None, fused=None,
     ):
         name = type(self).__name__
         _validate.unit_interval(name, "momentum", momentum)
@@ -37,7 +37,7 @@ class SGD(AdamlibOptimizer):
             )
         defaults = dict(
             lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov,
-            weight_decay=weight_decay, maximize=maximize, foreach=foreach,
+            weight_decay=weight_decay, maximize=maximize, foreach=foreach, fused=fused,
         )
         super().__init__(params, defaults)
 
@@ -83,6 +83,52 @@ class SGD(AdamlibOptimizer):
                 g = torch._foreach_add(g, bufs, alpha=mu) if group["nesterov"] else bufs
             torch._foreach_add_(theta, g, alpha=-lr)
 
+    def _buffers(self, group, params):
+        """(buffers, fresh flags): b_1 = g_1 is written by the kernel into a new buffer."""
+        bufs, fresh = [], []
+        for p in params:
+            state = self.state[p]
+            buf = state.get("momentum_buffer")
+            fresh.append(buf is None)
+            if buf is None:
+                buf = state["momentum_buffer"] = torch.empty_like(p)
+            bufs.append(buf)
+        return bufs, fresh
+
+    def _fused_numba(self, group, params):
+        lr, mu, damp, wd = float(group["lr"]), group["momentum"], group["dampening"], group["weight_decay"]
+        dtype = params[0].dtype
+        if mu != 0:
+            bufs, fresh = self._buffers(group, params)
+        else:  # no buffer: the kernel gets theta in its place and never touches it
+            bufs, fresh = params, [False] * len(params)
+        ptrs, sizes = _fused.table([[p, p.grad, b] for p, b in zip(params, bufs)])
+        sign = -1.0 if group["maximize"] else 1.0
+        _fused.launch(_fused.kernels().sgd,
+            ptrs, sizes, _fused.per_param(fresh, dtype), _fused.proto(dtype),
+            *_fused.scalars(dtype, -lr, mu, 1 - damp, wd, sign), group["nesterov"], mu != 0,
+        )
+
+    @classmethod
+    def _torch_fused_matches(cls, group):
+        return True  # torch.optim.SGD is this algorithm, knob for knob
+
+    def _fused_torch(self, group, params):
+        mu = group["momentum"]
+        kw = dict(weight_decay=group["weight_decay"], momentum=mu, lr=float(group["lr"]),
+                  dampening=group["dampening"], nesterov=group["nesterov"],
+                  maximize=group["maximize"])
+        theta, grads = [real(p) for p in params], [real(p.grad) for p in params]
+        if mu == 0:
+            torch._fused_sgd_(theta, grads, [], is_first_step=False, **kw)
+            return
+        bufs, fresh = self._buffers(group, params)
+        for first in (True, False):  # torch's kernel takes one is_first_step for the whole list
+            idx = [i for i, f in enumerate(fresh) if f == first]
+            if idx:
+                torch._fused_sgd_([theta[i] for i in idx], [grads[i] for i in idx],
+                                  [real(bufs[i]) for i in idx], is_first_step=first, **kw)
+
 
 class Momentum(AdamlibOptimizer):
     r"""The talk's momentum: an exponentially weighted average of gradients, bias-corrected.
@@ -97,12 +143,12 @@ class Momentum(AdamlibOptimizer):
     """
 
     def __init__(self, params, lr=1e-2, beta=0.9, bias_correction=True, weight_decay=0,
-                 maximize=False, foreach=None):
+                 maximize=False, foreach=None, fused=None):
         name = type(self).__name__
         _validate.unit_interval(name, "beta", beta)
         _validate.flag(name, "bias_correction", bias_correction)
         defaults = dict(lr=lr, beta=beta, bias_correction=bias_correction,
-                        weight_decay=weight_decay, maximize=maximize, foreach=foreach)
+                        weight_decay=weight_decay, maximize=maximize, foreach=foreach, fused=fused)
         super().__init__(params, defaults)
 
     state_names = ("exp_avg",)
@@ -136,3 +182,14 @@ class Momentum(AdamlibOptimizer):
             else:  # foreach_add_ takes one alpha per call, so step the stragglers one by one
                 for theta_i, m_i, t in zip(theta, m, ts):
                     theta_i.add_(m_i, alpha=-self._step_size(group, t))
+
+    def _fused_numba(self, group, params):
+        beta, wd, dtype = group["beta"], group["weight_decay"], params[0].dtype
+        ts = _fused.bucket_steps([self.state[p]["step"] for p in params])
+        ptrs, sizes = _fused.table([[p, p.grad, self.state[p]["exp_avg"]] for p in params])
+        steps = _fused.per_param([-self._step_size(group, t) for t in ts], dtype)
+        w, one_minus_w = _fused.lerp_weights(1 - beta, dtype)
+        _fused.launch(_fused.kernels().momentum,
+            ptrs, sizes, steps, _fused.proto(dtype), w, one_minus_w, abs(float(w)) >= 0.5,
+            *_fused.scalars(dtype, wd, -1.0 if group["maximize"] else 1.0),
+        )

@@ -1,0 +1,166 @@
+"""Fused optimizer steps: one pass over memory per parameter per step.
+
+An elementwise optimizer step does a handful of flops per element and is bound by memory
+traffic: Adam must read theta, g, m, v and write theta, m, v, 28 bytes per float32 parameter,
+and no implementation can move less. torch's per-tensor loop makes about seven passes (one
+per tensor op, each reading and writing whole tensors, plus temporaries). A *fused* step
+reads every stream once and writes every updated stream once.
+
+Two implementations live here, both held equal to the readable per-tensor loop by
+tests/test_fused.py:
+
+* **CPU: numba kernels.** One ``@njit(parallel=True, cache=True, fastmath=False)`` kernel per
+  algorithm. A step hands it a table of raw data pointers (one row per parameter: theta, g
+  and the state tensors), so the parameters of one param group are stepped in ONE parallel
+  region, split into chunks of ``CHUNK`` elements that the threads share. Scalars that depend
+  on a parameter's own step count (bias corrections) come in a per-parameter table. The
+  arithmetic is that of the per-tensor loop, in the same order and in the parameter's dtype;
+  ``fastmath=False`` keeps IEEE semantics (no reassociation, no approximate sqrt/div).
+  Kernels are compiled once per dtype and cached on disk (numba's ``cache=True``: beside this
+  file in ``__pycache__``, or in the user's cache directory when that is not writable).
+* **Any device: torch's own fused kernels** (``torch._fused_adam_``, ``_fused_adamw_``,
+  ``_fused_sgd_``, ``_fused_adagrad_``) where adamlib's configuration is exactly one that torch
+  implements. adamlib uses them on CUDA; elsewhere (RMSProp, AdaMax, Momentum, Adam without
+  bias correction) CUDA takes the multi-tensor path. The tests run this path on CPU tensors.
+
+numba is optional: ``import adamlib`` works without it, and ``fused=True`` on a CPU parameter
+then raises an ImportError that says what to install.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+
+import torch
+
+#: elements of one work item: threads share a step's parameters in pieces of this size
+CHUNK = 1 << 15
+
+#: dtypes the numba kernels handle (complex tensors go through their real view)
+NUMBA_DTYPES = (torch.float32, torch.float64, torch.complex64, torch.complex128)
+
+INSTALL_HINT = "pip install numba"
+
+
+def numba_available() -> bool:
+    """Whether numba can be imported (checked without importing it: that takes ~1 s)."""
+    return importlib.util.find_spec("numba") is not None
+
+
+def require_numba(owner: str) -> None:
+    if not numba_available():
+        raise ImportError(
+            f"{owner}(fused=True) on a CPU parameter needs numba, which is not installed: "
+            f"{INSTALL_HINT} (or pass fused=False / fused=None to use the unfused paths)"
+        )
+
+
+_KERNELS = None
+_LOCK = threading.Lock()
+
+#: a group smaller than this (elements) is stepped by one thread: waking a second one
+#: costs more than it saves
+PARALLEL_MIN_NUMEL = 4 * CHUNK
+
+
+def kernels():
+    """The compiled-on-demand numba kernels (module ``adamlib.optim._fused_kernels``).
+
+    numba's thread pool: unless the user chose one (``NUMBA_THREADING_LAYER``), adamlib asks
+    for numba's own "workqueue" pool rather than OpenMP. torch brings its own OpenMP runtime;
+    two OpenMP runtimes whose idle threads spin on the same cores slowed a small fused step
+    about 10x on the 2-core machine that builds the book (2.0 ms vs 0.2 ms for 4 tensors).
+    workqueue must not be entered from two threads at once, hence the lock in ``launch``.
+    """
+    global _KERNELS
+    if _KERNELS is None:
+        require_numba("adamlib")
+        import numba
+        if "NUMBA_THREADING_LAYER" not in os.environ and numba.config.THREADING_LAYER == "default":
+            numba.config.THREADING_LAYER = "workqueue"
+        from . import _fused_kernels
+        _KERNELS = _fused_kernels
+    return _KERNELS
+
+
+def launch(kernel, ptrs, sizes, *args) -> None:
+    """Run one kernel: single-threaded for a small group, on every numba thread otherwise."""
+    import numba
+    with _LOCK:
+        if int(sizes.sum()) < PARALLEL_MIN_NUMEL:
+            threads = numba.get_num_threads()
+            numba.set_num_threads(1)
+            try:
+                kernel(ptrs, sizes, *args)
+            finally:
+                numba.set_num_threads(threads)
+        else:
+            kernel(ptrs, sizes, *args)
+
+
+def numba_eligible(p: torch.Tensor, *state: torch.Tensor) -> bool:
+    """A CPU parameter whose tensors the kernels can treat as flat arrays of equal layout."""
+    g = p.grad
+    return (
+        p.device.type == "cpu"
+        and p.dtype in NUMBA_DTYPES
+        and g.dtype == p.dtype
+        and g.device == p.device
+        and p.is_contiguous() and g.is_contiguous()
+        and all(s.is_contiguous() and s.dtype == p.dtype for s in state)
+        and not g.is_sparse
+    )
+
+
+def real_numel(p: torch.Tensor) -> int:
+    return p.numel() * (2 if p.is_complex() else 1)
+
+
+def real_dtype(dtype: torch.dtype) -> torch.dtype:
+    return {torch.complex64: torch.float32, torch.complex128: torch.float64}.get(dtype, dtype)
+
+
+def table(rows: list[list[torch.Tensor]]):
+    """(pointers[K, S], sizes[K]) as int64 numpy arrays for K parameters and S streams."""
+    import numpy as np
+    ptrs = np.array([[t.data_ptr() for t in row] for row in rows], dtype=np.int64)
+    sizes = np.array([real_numel(row[0]) for row in rows], dtype=np.int64)
+    return ptrs, sizes
+
+
+def np_dtype(dtype: torch.dtype):
+    import numpy as np
+    return np.float32 if real_dtype(dtype) == torch.float32 else np.float64
+
+
+def per_param(values, dtype: torch.dtype):
+    """A [K, R] numpy table of per-parameter scalars in the kernel's dtype."""
+    import numpy as np
+    return np.ascontiguousarray(np.array(values, dtype=np_dtype(dtype)).reshape(len(values), -1))
+
+
+def scalars(dtype: torch.dtype, *values):
+    """Scalars as numpy scalars of the parameter's real dtype, as torch casts them."""
+    t = np_dtype(dtype)
+    return tuple(t(v) for v in values)
+
+
+def bucket_steps(steps: list[torch.Tensor]) -> list[float]:
+    """t <- t + 1 for each parameter (one call), returning the new t values."""
+    torch._foreach_add_(steps, 1.0)
+    return [float(s) for s in steps]
+
+
+
+
+def proto(dtype: torch.dtype):
+    """An empty numpy array that tells a kernel the real dtype of its tensors."""
+    import numpy as np
+    return np.empty(0, dtype=np_dtype(dtype))
+
+
+def lerp_weights(w: float, dtype: torch.dtype):
+    """(w, 1 - w) as torch's lerp computes them in the tensor's dtype."""
+    t = np_dtype(dtype)
+    return t(w), t(1) - t(w)

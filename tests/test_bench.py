@@ -1,0 +1,53 @@
+"""python -m adamlib.bench: a smoke test of the quick mode (schema, positive numbers; no timing asserts)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from adamlib import bench
+
+
+def test_parse_size():
+    assert bench.parse_size("200x50k") == (200, 50_000)
+    assert bench.parse_size("1x10M") == (1, 10_000_000)
+    assert bench.parse_size("3x17") == (3, 17)
+
+
+def test_bytes_per_param_is_the_roofline_table():
+    b = {a.name: a.bytes_per_param for a in bench.ALGORITHMS}
+    assert b == {"SGD": 20, "Momentum": 20, "Adagrad": 20, "RMSProp": 20, "Adam": 28, "AdamW": 28,
+                 "AMSGrad": 36, "AdaMax": 28}
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bench") / "out.json"
+    assert bench.main(["--quick", "--algorithms", "Adam", "RMSProp", "--json", str(path)]) == 0
+    return json.loads(path.read_text())
+
+
+def test_quick_run_schema(quick):
+    assert quick["schema"] == bench.SCHEMA
+    assert quick["settings"]["quick"] and quick["settings"]["interleaved"]
+    assert quick["machine"]["torch"] and quick["machine"]["cpu_count"] >= 1
+    assert [c["size"] for c in quick["cases"]] == bench.QUICK_SIZES
+    for case in quick["cases"]:
+        assert case["stream_gbps"] > 0
+        libs_paths = {(r["algorithm"], r["library"], r["path"]) for r in case["results"]}
+        assert ("Adam", "torch", "fused") in libs_paths and ("RMSProp", "torch", "fused") not in libs_paths
+        assert ("RMSProp", "adamlib", "fused") in libs_paths
+        for r in case["results"]:
+            for key in ("median_ms", "min_ms", "max_ms", "gbps", "ratio_vs_torch_best",
+                        "fraction_of_stream", "bound_ms"):
+                assert r[key] > 0, (key, r)
+            assert r["min_ms"] <= r["median_ms"] <= r["max_ms"]
+        for algo in ("Adam", "RMSProp"):
+            torch_ratios = [r["ratio_vs_torch_best"] for r in case["results"]
+                            if r["algorithm"] == algo and r["library"] == "torch"]
+            assert min(torch_ratios) == pytest.approx(1.0)
+
+
+def test_table_renders(quick):
+    text = bench.table(quick)
+    assert "x torch best" in text and "Adam" in text and "loadavg" in text
