@@ -6,7 +6,9 @@ mini-batches out of ``X`` and ``y`` directly (see :func:`adamlib.train.train`).
 
 Loaders here need no network. The fast-mode data sets ship with a package (scikit-learn's
 digits) or are generated locally; loaders of the paper's real data sets (MNIST, CIFAR-10,
-IMDB) for full mode read files the user has downloaded and are added beside these.
+IMDB) for full mode download each file once (see ``SOURCES``), verify its MD5 checksum
+and cache it under ``$ADAMLIB_DATA`` (default ``~/.cache/adamlib/data``); offline they fail
+with a one-line message naming the file and where to put it.
 """
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Dataset", "load_digits"]
+__all__ = ["Dataset", "load_digits", "load_mnist1d", "make_sparse_bow", "load_mnist", "load_cifar10",
+           "load_imdb", "binarize", "zca_whiten", "fetch", "SOURCES", "DataUnavailableError"]
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
@@ -108,3 +111,341 @@ def load_digits(device="cpu", dtype=torch.float32, standardize: bool = True) -> 
         X = X / 16.0
     y = torch.as_tensor(bunch.target, dtype=torch.long)
     return Dataset(X.to(device=device, dtype=dtype), y.to(device), n_classes=10, name="digits")
+
+
+# ---------------------------------------------------------------------------------------------
+# Generated data sets (fast mode): no download, seeded, seconds to make.
+# ---------------------------------------------------------------------------------------------
+
+def _check_positive_int(name: str, value, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name}={value!r} is not accepted: expected an int >= {minimum}")
+    return value
+
+
+def load_mnist1d(num_samples: int = 5000, seed: int = 42, split: str = "train", device="cpu",
+                 dtype=torch.float32) -> Dataset:
+    """MNIST-1D (Greydanus & Kalaitzis): 40-point 1-D "digits", 10 classes, generated locally.
+
+    Uses ``mnist1d.data.make_dataset`` with the package's default arguments except
+    ``num_samples`` and ``seed`` (never ``get_dataset``, which downloads a pickle with no
+    timeout). 80 % of the samples form the training split, 20 % the test split; the signals
+    are already standardised by the generator. The package uses a SciPy namespace that warns
+    about its deprecation; the warning is filtered here, where it is raised.
+    """
+    num_samples = _check_positive_int("num_samples", num_samples, minimum=10)
+    seed = _check_positive_int("seed", seed, minimum=0)
+    if split not in ("train", "test"):
+        raise ValueError(f"split={split!r} is not accepted: expected 'train' or 'test'")
+    device, dtype = _check_device(device), _check_dtype(dtype)
+    import warnings
+
+    with warnings.catch_warnings():
+        # mnist1d calls scipy.ndimage.filters.gaussian_filter (deprecated namespace).
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from mnist1d.data import get_dataset_args, make_dataset
+
+        args = get_dataset_args()
+        args.num_samples, args.seed = num_samples, seed
+        raw = make_dataset(args)
+    X, y = (raw["x"], raw["y"]) if split == "train" else (raw["x_test"], raw["y_test"])
+    return Dataset(torch.as_tensor(X, dtype=dtype, device=device),
+                   torch.as_tensor(y, dtype=torch.long, device=device), n_classes=10,
+                   name="mnist1d")
+
+
+def make_sparse_bow(n_docs: int = 4000, vocab: int = 10_000, doc_length: float = 150.0,
+                    zipf: float = 1.1, informative: int = 500, skip_top: int = 100,
+                    label_noise: float = 1.0, seed: int = 0, device="cpu",
+                    dtype=torch.float32) -> Dataset:
+    """A synthetic stand-in for IMDB bag-of-words: sparse binary features, a hidden linear rule.
+
+    Word ``k`` (rank ``k + 1``) has probability proportional to ``(k + 1) ** -zipf``; each
+    document draws ``Poisson(doc_length)`` words and its feature ``x_k`` is 1 if word ``k``
+    occurs (binary bag of words, about 1 % of entries non-zero with the defaults). The label
+    is ``1[w . x + noise > median]`` for a hidden weight vector ``w`` that is non-zero (+-1)
+    on ``informative`` words of rank above ``skip_top`` (the frequent words carry no
+    sentiment, as stop words do), with Gaussian noise of standard deviation ``label_noise``;
+    the median threshold balances the classes. Many informative words are rare, so their
+    gradients are sparse: the regime where per-coordinate step sizes (Adagrad, Adam) help.
+    """
+    for name, value, low in (("n_docs", n_docs, 2), ("vocab", vocab, 2),
+                             ("informative", informative, 1), ("skip_top", skip_top, 0),
+                             ("seed", seed, 0)):
+        _check_positive_int(name, value, low)
+    if skip_top + informative > vocab:
+        raise ValueError(f"informative={informative!r} is not accepted: skip_top + informative "
+                         f"must be <= vocab = {vocab}")
+    for name, value in (("doc_length", doc_length), ("zipf", zipf)):
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"{name}={value!r} is not accepted: expected a number > 0")
+    device, dtype = _check_device(device), _check_dtype(dtype)
+    g = torch.Generator().manual_seed(seed)
+    p = torch.arange(1, vocab + 1, dtype=torch.float64) ** -float(zipf)
+    lengths = torch.poisson(torch.full((n_docs,), float(doc_length), dtype=torch.float64),
+                            generator=g).long().clamp(min=1)
+    words = torch.multinomial(p / p.sum(), int(lengths.sum()), replacement=True, generator=g)
+    rows = torch.repeat_interleave(torch.arange(n_docs), lengths)
+    X = torch.zeros(n_docs, vocab, dtype=dtype)
+    X[rows, words] = 1.0
+    chosen = skip_top + torch.randperm(vocab - skip_top, generator=g)[:informative]
+    w = torch.zeros(vocab, dtype=torch.float64)
+    w[chosen] = torch.where(torch.rand(informative, generator=g) < 0.5, -1.0, 1.0).double()
+    score = X.double() @ w + float(label_noise) * torch.randn(n_docs, generator=g, dtype=torch.float64)
+    y = (score > score.median()).long()
+    return Dataset(X.to(device), y.to(device), n_classes=2, name="sparse-bow")
+
+
+# ---------------------------------------------------------------------------------------------
+# The paper's real data sets (full mode): download once, verify, cache, parse.
+# ---------------------------------------------------------------------------------------------
+
+#: Where the real data sets are cached (override with the ``root`` argument or $ADAMLIB_DATA).
+DEFAULT_ROOT = "~/.cache/adamlib/data"
+
+#: data set -> file -> (url, md5). The checksums are those the original files are known by
+#: (the same as torchvision's and torchtext's); tests swap in the checksums of small files.
+#: MNIST comes from PyTorch's mirror of LeCun's files (the original site refuses scripted
+#: downloads); CIFAR-10 and IMDB from their authors' sites.
+SOURCES: dict[str, dict[str, tuple[str, str]]] = {
+    "mnist": {
+        "train-images-idx3-ubyte.gz": ("https://ossci-datasets.s3.amazonaws.com/mnist/train-images-idx3-ubyte.gz",
+                                       "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+        "train-labels-idx1-ubyte.gz": ("https://ossci-datasets.s3.amazonaws.com/mnist/train-labels-idx1-ubyte.gz",
+                                       "d53e105ee54ea40749a09fcbcd1e9432"),
+        "t10k-images-idx3-ubyte.gz": ("https://ossci-datasets.s3.amazonaws.com/mnist/t10k-images-idx3-ubyte.gz",
+                                      "9fb629c4189551a2d022fa330f9573f3"),
+        "t10k-labels-idx1-ubyte.gz": ("https://ossci-datasets.s3.amazonaws.com/mnist/t10k-labels-idx1-ubyte.gz",
+                                      "ec29112dd5afa0611ce80d1b7f02629c"),
+    },
+    "cifar10": {
+        "cifar-10-python.tar.gz": ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+                                   "c58f30108f718f92721af3b95e74349a"),
+    },
+    "imdb": {
+        "aclImdb_v1.tar.gz": ("https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",
+                              "7c2ac02c03563afcf9b574c7e56c153a"),
+    },
+}
+
+
+class DataUnavailableError(RuntimeError):
+    """A real data set's file is missing and cannot be downloaded, or is corrupt."""
+
+
+def _root(root) -> "pathlib.Path":
+    import os
+    import pathlib
+
+    return pathlib.Path(root or os.environ.get("ADAMLIB_DATA", DEFAULT_ROOT)).expanduser()
+
+
+def _md5(path) -> str:
+    import hashlib
+
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _download(url: str, target) -> None:
+    """Fetch ``url`` to ``target`` atomically (a partial download never looks complete)."""
+    import os
+    import tempfile
+    import urllib.request
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+            for block in iter(lambda: response.read(1 << 20), b""):
+                out.write(block)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def fetch(dataset: str, filename: str, root=None, download: bool = True):
+    """The path of one verified file of a real data set, downloading it if needed.
+
+    Raises :class:`DataUnavailableError` with a one-line message naming the file, its URL and
+    the place to put it when the file is missing and cannot be downloaded (no network), or
+    when its MD5 checksum does not match (a truncated or different file).
+    """
+    if dataset not in SOURCES or filename not in SOURCES[dataset]:
+        raise ValueError(f"dataset={dataset!r}, filename={filename!r} is not accepted: expected "
+                         f"one of {sorted((d, f) for d in SOURCES for f in SOURCES[d])}")
+    url, md5 = SOURCES[dataset][filename]
+    path = _root(root) / dataset / filename
+    if not path.exists():
+        if not download:
+            raise DataUnavailableError(
+                f"{dataset}: file {path} is missing; download {url} and put it there "
+                f"(or pass download=True)")
+        try:
+            _download(url, path)
+        except OSError as error:  # URLError, timeouts and DNS failures are OSErrors
+            raise DataUnavailableError(
+                f"{dataset}: could not download {url} ({error.__class__.__name__}: {error}); "
+                f"without a network, download it elsewhere and copy it to {path}") from None
+    actual = _md5(path)
+    if actual != md5:
+        raise DataUnavailableError(
+            f"{dataset}: file {path} has MD5 {actual}, expected {md5}; it is truncated or not "
+            f"the original: delete it and download {url} again")
+    return path
+
+
+def _read_idx(path) -> torch.Tensor:
+    """An IDX file (LeCun's MNIST format), gzipped or not, as a uint8 tensor of its shape."""
+    import gzip
+
+    import numpy as np
+
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise DataUnavailableError(f"{path} is not an IDX file of unsigned bytes (bad magic number)")
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(shape)):
+        raise DataUnavailableError(f"{path}: header says shape {shape}, file holds {body.size} values")
+    return torch.from_numpy(body.reshape(shape).copy())
+
+
+def load_mnist(split: str = "train", root=None, download: bool = True, device="cpu",
+               dtype=torch.float32, flatten: bool = True) -> Dataset:
+    """MNIST {cite}`lecun1998gradient`: 60 000 training / 10 000 test images of 28x28 pixels.
+
+    Pixels are scaled to [0, 1] (the paper states no other preprocessing); ``flatten`` gives
+    ``X`` of shape ``(m, 784)``, otherwise ``(m, 1, 28, 28)``.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split={split!r} is not accepted: expected 'train' or 'test'")
+    device, dtype = _check_device(device), _check_dtype(dtype)
+    prefix = "train" if split == "train" else "t10k"
+    images = _read_idx(fetch("mnist", f"{prefix}-images-idx3-ubyte.gz", root, download))
+    labels = _read_idx(fetch("mnist", f"{prefix}-labels-idx1-ubyte.gz", root, download))
+    if len(images) != len(labels):
+        raise DataUnavailableError(f"mnist: {len(images)} images but {len(labels)} labels")
+    X = images.to(dtype) / 255.0
+    X = X.reshape(len(X), -1) if flatten else X.unsqueeze(1)
+    return Dataset(X.to(device), labels.long().to(device), n_classes=10, name="mnist")
+
+
+def load_cifar10(split: str = "train", root=None, download: bool = True, device="cpu",
+                 dtype=torch.float32, whiten: bool = False) -> Dataset:
+    """CIFAR-10 {cite}`krizhevsky2009learning` from the "python version" archive.
+
+    ``X`` has shape ``(m, 3, 32, 32)`` with values in [0, 1]; ``whiten=True`` applies ZCA
+    whitening fitted on the training images (the paper's "pre-processed by whitening").
+    """
+    import pickle
+    import tarfile
+
+    import numpy as np
+
+    if split not in ("train", "test"):
+        raise ValueError(f"split={split!r} is not accepted: expected 'train' or 'test'")
+    device, dtype = _check_device(device), _check_dtype(dtype)
+    _check_bool("whiten", whiten)
+    archive = fetch("cifar10", "cifar-10-python.tar.gz", root, download)
+    wanted = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
+
+    def read(names):
+        batches = {}
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar.getmembers():
+                base = member.name.rsplit("/", 1)[-1]
+                if base in names:
+                    batches[base] = pickle.load(tar.extractfile(member), encoding="bytes")
+        missing = [n for n in names if n not in batches]
+        if missing:
+            raise DataUnavailableError(f"cifar10: {archive} lacks {missing}")
+        data = np.concatenate([batches[n][b"data"] for n in names])
+        labels = np.concatenate([np.asarray(batches[n][b"labels"]) for n in names])
+        return torch.from_numpy(data).reshape(-1, 3, 32, 32).double() / 255.0, torch.from_numpy(labels).long()
+
+    X, y = read(wanted[split])
+    if whiten:
+        X_fit = X if split == "train" else read(wanted["train"])[0]
+        X = zca_whiten(X_fit, X)
+    return Dataset(X.to(device=device, dtype=dtype), y.to(device), n_classes=10, name="cifar10")
+
+
+def zca_whiten(X_fit: torch.Tensor, X: torch.Tensor, eps: float = 1e-2) -> torch.Tensor:
+    """ZCA whitening: ``(X - mu) U diag(1/sqrt(s + eps)) U^T`` with ``mu, U, s`` from ``X_fit``."""
+    flat_fit = X_fit.reshape(len(X_fit), -1).double()
+    mean = flat_fit.mean(dim=0)
+    centred = flat_fit - mean
+    Xc = X.reshape(len(X), -1).double() - mean
+    m, d = centred.shape
+    if m >= d:
+        s, U = torch.linalg.eigh(centred.T @ centred / m)
+        W = U @ torch.diag(1.0 / torch.sqrt(s.clamp(min=0) + eps)) @ U.T
+        return (Xc @ W).reshape(X.shape)
+    # fewer images than pixels: the covariance has rank < m, so work in the span of the data
+    # (an SVD of the m x d matrix) and scale the orthogonal complement by 1/sqrt(eps) (its
+    # eigenvalues are 0): the same W without forming a d x d matrix
+    _, S, Vh = torch.linalg.svd(centred, full_matrices=False)
+    V = Vh.T
+    inside = Xc @ V
+    scaled = (inside / torch.sqrt(S**2 / m + eps)) @ V.T
+    return (scaled + (Xc - inside @ V.T) / eps**0.5).reshape(X.shape)
+
+
+def _imdb_tokens(text: str) -> list[str]:
+    import re
+
+    return re.findall(r"[a-z0-9']+", text.lower().replace("<br />", " "))
+
+
+def load_imdb(split: str = "train", num_words: int = 10_000, root=None, download: bool = True,
+              device="cpu", dtype=torch.float32) -> Dataset:
+    """IMDB movie reviews {cite}`maas2011learning` as binary bag-of-words vectors.
+
+    Reads ``aclImdb/{train,test}/{pos,neg}/*.txt`` from the original archive; the vocabulary
+    is the ``num_words`` most frequent words of the training reviews (ties broken
+    alphabetically), as in the paper's "10,000 most frequent words". ``x_k = 1`` if word ``k``
+    occurs in the review. Labels: 1 positive, 0 negative.
+    """
+    import collections
+    import tarfile
+
+    if split not in ("train", "test"):
+        raise ValueError(f"split={split!r} is not accepted: expected 'train' or 'test'")
+    _check_positive_int("num_words", num_words)
+    device, dtype = _check_device(device), _check_dtype(dtype)
+    archive = fetch("imdb", "aclImdb_v1.tar.gz", root, download)
+    docs = {"train": [], "test": []}
+    with tarfile.open(archive, "r:gz") as tar:
+        for member in tar:
+            parts = member.name.split("/")
+            if (member.isfile() and len(parts) == 4 and parts[0] == "aclImdb"
+                    and parts[1] in docs and parts[2] in ("pos", "neg") and parts[3].endswith(".txt")):
+                text = tar.extractfile(member).read().decode("utf-8", errors="replace")
+                docs[parts[1]].append((parts[3], int(parts[2] == "pos"), set(_imdb_tokens(text))))
+    if not docs["train"]:
+        raise DataUnavailableError(f"imdb: {archive} holds no aclImdb/train/{{pos,neg}}/*.txt reviews")
+    counts = collections.Counter(w for _, _, words in docs["train"] for w in words)
+    vocab = sorted(counts, key=lambda w: (-counts[w], w))[:num_words]
+    index = {w: i for i, w in enumerate(vocab)}
+    chosen = sorted(docs[split], key=lambda d: (d[1], d[0]))  # a fixed order: reproducible
+    X = torch.zeros(len(chosen), num_words, dtype=dtype)
+    for row, (_, _, words) in enumerate(chosen):
+        cols = [index[w] for w in words if w in index]
+        if cols:
+            X[row, cols] = 1.0
+    y = torch.tensor([label for _, label, _ in chosen], dtype=torch.long)
+    return Dataset(X.to(device), y.to(device), n_classes=2, name="imdb")
+
+
+def binarize(data: Dataset, threshold: float = 0.5) -> Dataset:
+    """Pixels in [0, 1] to {0, 1} (``x > threshold``): the Bernoulli targets of a VAE."""
+    return Dataset((data.X > threshold).to(data.X.dtype), data.y, data.n_classes, data.name + "-binary")

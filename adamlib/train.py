@@ -153,6 +153,8 @@ def train(
     record: str = "iteration",
     eval_batch_size: int | None = None,
     progress: bool | None = None,
+    scheduler=None,
+    on_epoch_end: Callable[[int, "History"], None] | None = None,
 ) -> History:
     """Optimise ``model`` on ``(X, y)`` with mini-batches and return what was measured.
 
@@ -178,6 +180,11 @@ def train(
         eval_batch_size: evaluate the full-data cost in chunks of this size (None: at once).
         progress: show a tqdm bar over the updates. None (default): only when stderr is a
             terminal, so notebooks, nbval and tests stay quiet.
+        scheduler: a ``torch.optim.lr_scheduler`` stepped after every update (not every
+            epoch), e.g. ``LambdaLR(opt, lambda k: 1 / math.sqrt(k + 1))`` for the paper's
+            alpha_t = alpha / sqrt(t).
+        on_epoch_end: called as ``on_epoch_end(epoch, history)`` after the cost of every
+            epoch (0 included) is recorded, e.g. to log optimizer state; its time is not counted.
 
     Returns:
         A :class:`History`.
@@ -208,6 +215,10 @@ def train(
         raise ValueError(f"shuffle={shuffle!r} is not accepted: expected True or False")
     if progress is None:
         progress = sys.stderr.isatty()
+    if scheduler is not None and not hasattr(scheduler, "step"):
+        raise ValueError(f"scheduler={scheduler!r} is not accepted: expected a torch lr scheduler")
+    if on_epoch_end is not None and not callable(on_epoch_end):
+        raise ValueError(f"on_epoch_end={on_epoch_end!r} is not accepted: expected a callable")
 
     n_updates = updates_per_epoch(m, batch_size)
     history = History(batch_size=batch_size, m=m, updates_per_epoch=n_updates, seed=seed)
@@ -221,6 +232,8 @@ def train(
         history.updates.append(epoch * n_updates)
         history.examples.append(epoch * m)
         history.time.append(seconds)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, history)
 
     log_epoch(0, 0.0)
     bar = None
@@ -247,6 +260,8 @@ def train(
                     return loss
 
                 loss = optimizer.step(closure)
+                if scheduler is not None:
+                    scheduler.step()
                 if record == "iteration":
                     history.iteration_loss.append(float(loss.detach()))
                     history.iteration_examples.append(

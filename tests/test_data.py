@@ -55,3 +55,149 @@ def test_dtype_and_to():
 def test_bad_arguments_raise_value_error_naming_the_parameter(kwargs, name):
     with pytest.raises(ValueError, match=rf"^{name}=.*expected"):
         load_digits(**kwargs)
+
+
+# --- generated data sets ---------------------------------------------------------------------
+
+import gzip  # noqa: E402
+import hashlib  # noqa: E402
+import io  # noqa: E402
+import pickle  # noqa: E402
+import tarfile  # noqa: E402
+import urllib.error  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from adamlib import data as data_module  # noqa: E402
+from adamlib.data import (DataUnavailableError, binarize, load_cifar10, load_imdb,  # noqa: E402
+                          load_mnist, load_mnist1d, make_sparse_bow)
+
+
+def test_mnist1d_is_generated_locally_and_repeatable():
+    a = load_mnist1d(num_samples=500)   # pytest turns warnings into errors: the scipy one is filtered
+    b = load_mnist1d(num_samples=500)
+    assert a.X.shape == (400, 40) and a.y.shape == (400,) and a.n_classes == 10
+    assert torch.equal(a.X, b.X) and torch.equal(a.y, b.y)
+    assert load_mnist1d(num_samples=500, split="test").m == 100
+    with pytest.raises(ValueError, match="^split="):
+        load_mnist1d(split="val")
+
+
+def test_sparse_bow_is_sparse_binary_balanced_and_repeatable():
+    d = make_sparse_bow(n_docs=300, vocab=2000, doc_length=50, informative=100, seed=1)
+    assert d.X.shape == (300, 2000) and d.n_classes == 2
+    assert set(d.X.unique().tolist()) == {0.0, 1.0}
+    assert 0.005 < d.X.mean().item() < 0.03          # about 1-2 % non-zeros
+    assert d.y.sum().item() == 150                    # median threshold: balanced
+    # Zipf: the most frequent word is in most documents, a rare one in few
+    assert d.X[:, 0].mean().item() > 0.5 > d.X[:, -1].mean().item()
+    assert torch.equal(d.X, make_sparse_bow(n_docs=300, vocab=2000, doc_length=50, informative=100, seed=1).X)
+    with pytest.raises(ValueError, match="^informative="):
+        make_sparse_bow(vocab=100, informative=50, skip_top=60)
+
+
+# --- the real data sets, on small files written in their real formats -------------------------
+
+def _idx(array: np.ndarray) -> bytes:
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def _register(monkeypatch, dataset, filename, path):
+    url, _ = data_module.SOURCES[dataset][filename]
+    md5 = hashlib.md5(path.read_bytes()).hexdigest()
+    monkeypatch.setitem(data_module.SOURCES, dataset, {**data_module.SOURCES[dataset], filename: (url, md5)})
+
+
+def _no_network(url, target):
+    raise urllib.error.URLError("no network in the tests")
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    monkeypatch.setattr(data_module, "_download", _no_network)
+
+
+def test_mnist_reads_idx_files(tmp_path, monkeypatch, offline):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(5, 28, 28))
+    labels = np.array([3, 1, 4, 1, 5])
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    for prefix in ("train", "t10k"):
+        for kind, array in (("images-idx3", images), ("labels-idx1", labels)):
+            path = folder / f"{prefix}-{kind}-ubyte.gz"
+            path.write_bytes(gzip.compress(_idx(array), mtime=0))
+            _register(monkeypatch, "mnist", path.name, path)
+    d = load_mnist(root=tmp_path)
+    assert d.X.shape == (5, 784) and d.y.tolist() == [3, 1, 4, 1, 5]
+    assert torch.allclose(d.X[0], torch.as_tensor(images[0].reshape(-1) / 255.0, dtype=torch.float32))
+    assert load_mnist(split="test", root=tmp_path, flatten=False).X.shape == (5, 1, 28, 28)
+
+
+def test_cifar10_reads_the_python_archive_and_whitens(tmp_path, monkeypatch, offline):
+    rng = np.random.default_rng(0)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+            blob = pickle.dumps({b"data": rng.integers(0, 256, size=(4, 3072), dtype=np.uint8),
+                                 b"labels": [0, 1, 2, 9]})
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    path = tmp_path / "cifar10" / "cifar-10-python.tar.gz"
+    path.parent.mkdir()
+    path.write_bytes(buffer.getvalue())
+    _register(monkeypatch, "cifar10", path.name, path)
+    d = load_cifar10(root=tmp_path)
+    assert d.X.shape == (20, 3, 32, 32) and d.y.tolist() == [0, 1, 2, 9] * 5
+    assert 0.0 <= d.X.min().item() and d.X.max().item() <= 1.0
+    w = load_cifar10(root=tmp_path, whiten=True)
+    assert w.X.shape == (20, 3, 32, 32) and abs(w.X.mean().item()) < 1e-5
+
+
+def test_imdb_reads_the_archive_layout_and_keeps_the_most_frequent_words(tmp_path, monkeypatch, offline):
+    reviews = {"aclImdb/train/pos/0_9.txt": "A great great film.<br />Great!",
+               "aclImdb/train/pos/1_8.txt": "great acting, a film",
+               "aclImdb/train/neg/0_2.txt": "A bad film",
+               "aclImdb/test/neg/0_1.txt": "bad bad acting",
+               "aclImdb/imdb.vocab": "a\nfilm\n"}
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, text in reviews.items():
+            blob = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    path = tmp_path / "imdb" / "aclImdb_v1.tar.gz"
+    path.parent.mkdir()
+    path.write_bytes(buffer.getvalue())
+    _register(monkeypatch, "imdb", path.name, path)
+    d = load_imdb(root=tmp_path, num_words=3)
+    # document frequencies in train: a 3, film 3, great 2, acting 1, bad 1 -> vocabulary a, film, great
+    assert d.X.shape == (3, 3) and d.n_classes == 2
+    assert d.y.tolist() == [0, 1, 1]                      # sorted: negatives first
+    assert d.X.tolist() == [[1, 1, 0], [1, 1, 1], [1, 1, 1]]
+    t = load_imdb(split="test", root=tmp_path, num_words=3)
+    assert t.X.tolist() == [[0, 0, 0]] and t.y.tolist() == [0]
+
+
+def test_offline_failure_names_the_file_and_what_to_do(tmp_path, offline):
+    with pytest.raises(DataUnavailableError) as info:
+        load_mnist(root=tmp_path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "train-images-idx3-ubyte.gz" in message and "https://" in message and str(tmp_path) in message
+
+
+def test_corrupt_file_fails_its_checksum(tmp_path, offline):
+    path = tmp_path / "cifar10" / "cifar-10-python.tar.gz"
+    path.parent.mkdir()
+    path.write_bytes(b"not the archive")
+    with pytest.raises(DataUnavailableError, match="MD5 .* expected c58f30108f718f92721af3b95e74349a"):
+        load_cifar10(root=tmp_path)
+
+
+def test_binarize():
+    d = binarize(load_digits(standardize=False))
+    assert set(d.X.unique().tolist()) == {0.0, 1.0} and d.name == "digits-binary"

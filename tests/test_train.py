@@ -179,3 +179,27 @@ def test_chunked_evaluation_matches_whole():
     b = train(model, F.cross_entropy, SGD(model.parameters(), lr=0.1), X, y, epochs=2,
               batch_size=10, eval_batch_size=16)
     assert b.epoch_loss == pytest.approx(a.epoch_loss, rel=1e-6)
+
+
+def test_scheduler_steps_after_every_update():
+    X, y = make_problem()
+    torch.manual_seed(0)
+    model = torch.nn.Linear(5, 3)
+    opt = SGD(model.parameters(), lr=1.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 1 / math.sqrt(k + 1))
+    train(model, F.cross_entropy, opt, X, y, epochs=2, batch_size=10, scheduler=sched)
+    # 2 epochs x 5 updates: the lr now is alpha / sqrt(11), the one the 11th update would use
+    assert opt.param_groups[0]["lr"] == pytest.approx(1 / math.sqrt(11))
+    with pytest.raises(ValueError, match="^scheduler="):
+        train(model, F.cross_entropy, opt, X, y, epochs=1, batch_size=10, scheduler=object())
+
+
+def test_on_epoch_end_sees_every_epoch_and_changes_nothing():
+    seen = []
+    X, y = make_problem()
+    torch.manual_seed(0)
+    model = torch.nn.Linear(5, 3)
+    h = train(model, F.cross_entropy, SGD(model.parameters(), lr=0.1), X, y, epochs=2, batch_size=7,
+              on_epoch_end=lambda epoch, history: seen.append((epoch, history.epoch_loss[-1])))
+    assert [e for e, _ in seen] == [0, 1, 2] and [c for _, c in seen] == h.epoch_loss
+    assert h.same_numbers(run(7))

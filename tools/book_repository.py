@@ -36,7 +36,8 @@ MARKER = "# Colab only:"  # how the tool recognises a Colab cell it wrote (or an
 CELL_TEMPLATE = '''\
 # Colab only: install adamlib, the book's library, from the book's repository.
 # --no-deps keeps Colab's own torch, numpy, matplotlib and ipywidgets: adamlib needs nothing
-# else, and replacing them would force a runtime restart. Elsewhere this cell does nothing.
+# else but mnist1d (the generated data set of the experiments chapters), and replacing them
+# would force a runtime restart. Elsewhere this cell does nothing.
 # Written by tools/book_repository.py from _config.yml (repository.url, .branch): edit those.
 import sys
 
@@ -45,7 +46,7 @@ if "google.colab" in sys.modules:
 
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-         "{requirement}"],
+         "{requirement}", "mnist1d==0.0.2.post1"],
         check=True,
     )'''
 

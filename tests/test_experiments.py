@@ -1,0 +1,172 @@
+"""adamlib.experiments: the cache, the command line, the batched Adam, and the paper's
+qualitative results in fast mode.
+
+The qualitative tests run the fast configurations through the default on-disk cache (the
+one the chapters use, see ``experiments.cache_dir``): after the chapters have run they take
+seconds; from a fresh clone they compute each experiment once (a few minutes on 2 cores).
+"""
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from adamlib import Adam, experiments, models
+
+
+# --- the cache and the runner ----------------------------------------------------------------
+
+def test_cache_is_keyed_by_config_and_written_atomically(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADAMLIB_CACHE", str(tmp_path))
+    small = {"epochs": 1, "grid": {"Adam": [0.1]}}
+    a = experiments.run("logreg", overrides=small)
+    assert not a.cached and len(a.runs) == 1 and len(a.runs[0]["epoch_loss"]) == 2
+    files = list(tmp_path.iterdir())
+    assert len(files) == 1 and files[0].suffix == ".json"  # no temporary file left behind
+    b = experiments.run("logreg", overrides=small)
+    assert b.cached and b.runs == a.runs
+    c = experiments.run("logreg", overrides={**small, "epochs": 2})
+    assert not c.cached and len(list(tmp_path.iterdir())) == 2
+    key = experiments.cache_key("logreg", experiments.config("logreg"), "fast", "cpu")
+    assert key != experiments.cache_key("logreg", experiments.config("logreg"), "full", "cpu")
+    # a damaged entry is recomputed, not trusted
+    files[0].write_text("{not json")
+    assert not experiments.run("logreg", overrides=small).cached
+
+
+def test_results_are_deterministic(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADAMLIB_CACHE", str(tmp_path))
+    small = {"epochs": 2, "grid": {"Adagrad": [0.3]}}
+    a = experiments.run("logreg", overrides=small, cache=False)
+    b = experiments.run("logreg", overrides=small, cache=False)
+    assert a.runs[0]["epoch_loss"] == b.runs[0]["epoch_loss"]
+
+
+def test_best_uses_the_mean_log_cost_and_treats_divergence_as_worst():
+    result = experiments.Result("x", "fast", {}, "cpu", "0", runs=[
+        {"variant": "", "optimizer": "A", "lr": 0.1, "epoch_loss": [1.0, 0.5, 0.4]},
+        {"variant": "", "optimizer": "A", "lr": 1.0, "epoch_loss": [1.0, 2.0, 0.3]},
+        {"variant": "", "optimizer": "A", "lr": 10.0, "epoch_loss": [1.0, None, None]}])
+    assert result.best("A")["lr"] == 0.1
+    assert experiments.score([1.0, None]) == math.inf
+
+
+def test_grid_adam_step_equals_adamlib_adam():
+    torch.manual_seed(0)
+    K = 4
+    f64 = torch.float64
+    lr = torch.tensor([1e-3, 1e-2, 1e-1, 1e-2], dtype=f64)
+    beta1 = torch.tensor([0.0, 0.9, 0.9, 0.0], dtype=f64)
+    beta2 = torch.tensor([0.99, 0.999, 0.9999, 0.99], dtype=f64)
+    bc = torch.tensor([True, False, True, False])
+    p0 = torch.randn(3, 2, dtype=f64)
+    stacked = p0.expand(K, 3, 2).clone()
+    singles = [p0.clone().requires_grad_() for _ in range(K)]
+    opts = [Adam([singles[k]], lr=lr[k].item(), betas=(beta1[k].item(), beta2[k].item()),
+                 bias_correction=bool(bc[k])) for k in range(K)]
+    state = {}
+    for step in range(5):
+        g = torch.randn(K, 3, 2, dtype=f64)
+        experiments.grid_adam_step([stacked], [g], state, lr, beta1, beta2, bc, 1e-8)
+        for k in range(K):
+            singles[k].grad = g[k].clone()
+            opts[k].step()
+    for k in range(K):
+        assert torch.allclose(stacked[k], singles[k].detach(), rtol=1e-12, atol=1e-14)
+
+
+# --- the command line ------------------------------------------------------------------------
+
+def test_cli_list_names_the_experiments(capsys):
+    assert experiments.main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("logreg", "sparse", "mlp", "cnn", "vae"):
+        assert name in out
+
+
+@pytest.mark.parametrize("argv", [["run", "resnet"], ["run", "logreg", "--bogus"], ["frobnicate"],
+                                  ["run", "logreg", "--device", "no-such-device"]])
+def test_cli_errors_are_one_line_and_non_zero(argv, capsys):
+    try:
+        status = experiments.main(argv)
+    except SystemExit as exit_:
+        status = exit_.code
+    err = capsys.readouterr().err
+    assert status != 0
+    assert err.count("\n") == 1 and "Traceback" not in err and "error" in err
+
+
+def test_cli_as_a_module_without_traceback():
+    done = subprocess.run([sys.executable, "-m", "adamlib.experiments", "run", "nope"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "unknown experiment 'nope'" in done.stderr
+
+
+def test_write_outputs(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADAMLIB_CACHE", str(tmp_path / "cache"))
+    result = experiments.run("logreg", overrides={"epochs": 1, "grid": {"Adam": [0.1]}},
+                             out=tmp_path / "out")
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["logreg-fast.csv", "logreg-fast.json", "logreg-fast.png"]
+    assert json.loads((tmp_path / "out" / "logreg-fast.json").read_text())["runs"] == result.runs
+    assert (tmp_path / "out" / "logreg-fast.csv").read_text().count("\n") == 3  # header + epochs 0, 1
+
+
+# --- the paper's qualitative results, fast mode ----------------------------------------------
+
+@pytest.fixture(scope="module")
+def results():
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            cache[name] = experiments.run(name)
+        return cache[name]
+    return get
+
+
+def test_logreg_adam_beats_adagrad_early_and_matches_nesterov(results):
+    curves = results("logreg").curves()
+    adam, adagrad, nesterov = curves["Adam"], curves["Adagrad"], curves["SGDNesterov"]
+    assert adam[3] < adagrad[3]
+    # "within 20 % of SGD-Nesterov from epoch 5 on", for the typical epoch and at the end: at
+    # its best constant step size SGD-Nesterov's cost spikes at a few epochs (up to 3x), which a
+    # per-epoch bound would turn into a test of those spikes rather than of the trend.
+    gaps = sorted(abs(adam[e] - nesterov[e]) / nesterov[e] for e in range(5, len(adam)))
+    assert gaps[len(gaps) // 2] <= 0.2
+    assert abs(adam[-1] - nesterov[-1]) <= 0.2 * nesterov[-1]
+
+
+def test_sparse_adam_and_adagrad_beat_nesterov(results):
+    curves = results("sparse").curves()
+    assert curves["Adam"][-1] < curves["SGDNesterov"][-1]
+    assert curves["Adagrad"][-1] < curves["SGDNesterov"][-1]
+
+
+def test_mlp_with_dropout_adam_beats_nesterov_and_adagrad(results):
+    curves = results("mlp").curves()
+    assert curves["Adam"][-1] < curves["SGDNesterov"][-1]
+    assert curves["Adam"][-1] < curves["Adagrad"][-1]
+
+
+def test_cnn_adam_at_most_adagrad(results):
+    result = results("cnn")
+    for variant in result.variants:
+        curves = result.curves(variant)
+        assert curves["Adam"][-1] <= curves["Adagrad"][-1], variant
+
+
+def test_vae_bias_correction_best_at_most_uncorrected_and_large_alpha_hurts(results):
+    result = results("vae")
+    for name in result.optimizers:  # one per (beta1, beta2)
+        def best(variant):
+            return min(r["epoch_loss"][-1] if r["epoch_loss"][-1] is not None else math.inf
+                       for r in result.select(name, variant))
+        assert best("bias correction") <= best("no bias correction"), name
+    for beta1 in (0.0, 0.9):
+        name = f"beta1={beta1}, beta2=0.9999"
+        corrected = result.run_at(name, 1e-2, "bias correction")["epoch_loss"][-1]
+        uncorrected = result.run_at(name, 1e-2, "no bias correction")["epoch_loss"][-1]
+        assert uncorrected is None or uncorrected > 1.2 * corrected, beta1
