@@ -11,7 +11,7 @@ marked, so a stale time cannot pass for a current one.
 """
 from __future__ import annotations
 
-import hashlib
+import importlib.util
 import json
 from pathlib import Path
 
@@ -33,19 +33,22 @@ SHARED = [
 
 
 def _code_hash(path: Path) -> str | None:
-    """As tools/execution_status.py computes it (Colab cell excluded)."""
+    """The hash tools/execution_status.py records (one definition, loaded from there)."""
     try:
         nb = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    cells = [c for c in nb.get("cells", []) if c.get("cell_type") == "code"]
-    if cells and "remove-cell" in cells[0].get("metadata", {}).get("tags", []):
-        cells = cells[1:]
-    digest = hashlib.sha256()
-    for cell in cells:
-        source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
-        digest.update(source.encode("utf-8") + b"\0")
-    return digest.hexdigest()[:16]
+    return _recorder().code_hash(nb)
+
+
+def _recorder():
+    # tools/ is not a package; load the recorder module by path so the hash has one definition.
+    spec = importlib.util.spec_from_file_location(
+        "adam_book_execution_status", Path(__file__).resolve().parents[1] / "tools" / "execution_status.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _machine(entry: dict) -> str:
