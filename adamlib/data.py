@@ -252,21 +252,13 @@ def _md5(path) -> str:
 
 def _download(url: str, target) -> None:
     """Fetch ``url`` to ``target`` atomically (a partial download never looks complete)."""
-    import os
-    import tempfile
     import urllib.request
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
-            for block in iter(lambda: response.read(1 << 20), b""):
-                out.write(block)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from ._atomic import atomic_file
+
+    with atomic_file(target, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+        for block in iter(lambda: response.read(1 << 20), b""):
+            out.write(block)
 
 
 def fetch(dataset: str, filename: str, root=None, download: bool = True):

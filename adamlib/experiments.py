@@ -32,7 +32,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +43,7 @@ import torch.nn.functional as F
 from . import __version__
 from . import data as data_module
 from . import models
+from ._atomic import atomic_file
 from .optim import SGD, Adagrad, Adam, RMSProp
 from .train import seed_everything, train
 
@@ -313,16 +313,8 @@ def cache_key(name: str, cfg: dict, mode: str, device: str) -> str:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path, "w") as f:
+        f.write(text)
 
 
 def _json_safe(value):
