@@ -56,7 +56,8 @@ class Algorithm:
 
 ALGORITHMS = [
     Algorithm("SGD", dict(lr=1e-3, momentum=0.9), "SGD", dict(lr=1e-3, momentum=0.9), 1, True),
-    # torch has no bias-corrected EWA momentum; its nearest is heavy ball (same traffic)
+    # torch.optim has no bias-corrected EWA momentum; its nearest is heavy ball (same traffic).
+    # adamlib's fused Momentum runs torch's SGD kernel (momentum = dampening = beta, zero buffer)
     Algorithm("Momentum", dict(lr=1e-2, beta=0.9), "SGD", dict(lr=1e-3, momentum=0.9), 1, True),
     Algorithm("Adagrad", dict(lr=1e-2), "Adagrad", dict(lr=1e-2), 1, True),
     Algorithm("RMSProp", dict(lr=1e-3), "RMSprop", dict(lr=1e-3), 1, False),

@@ -1,7 +1,7 @@
 """fused=True on CUDA tensors (skipped without a GPU).
 
 On CUDA adamlib's fused path is torch's own fused kernels where the configuration is one of
-torch's (SGD, Adagrad, Adam/AdamW/AMSGrad with bias correction) and the multi-tensor path
+torch's (SGD, Momentum, Adagrad, Adam/AdamW/AMSGrad with bias correction) and the multi-tensor path
 otherwise. Either way it must equal adamlib's per-tensor loop on the CPU: float64 to 1e-12
 relative, float32 to assert_close defaults, params and every state tensor.
 """

@@ -40,13 +40,15 @@ FOREACH_CPU_MAX_MEAN_NUMEL = 16_384
 
 
 def default_fused(params: list[torch.Tensor], foreach) -> bool:
-    """Whether ``fused=None`` takes the fused path: never, for now; ask with ``fused=True``.
+    """Whether ``fused=None`` takes the fused path: never; ask with ``fused=True``.
 
-    The fused CPU step is 3-8x faster than the loop for large groups (chapter 16,
-    ``python -m adamlib.bench``), but its numba kernels compile on first use: several
-    seconds per algorithm and dtype in a fresh clone before the on-disk cache exists. A
-    default that silently spends that inside a notebook cell or a short run is not a safe
-    default, so, as torch.optim does with its own fused kernels, fused is opt-in.
+    The fused step is 2-5x faster than the loop for large groups on a CPU (chapter 16,
+    ``python -m adamlib.bench``), but it is not a safe default, for two reasons. It evaluates
+    the update in another order, so its numbers differ from torch.optim's default path in the
+    last bits (about 1e-16 relative in float64), and adamlib's default promises torch.optim's
+    numbers exactly. And where it runs numba (RMSProp, AdaMax, Adam without bias correction)
+    the kernels compile on first use: seconds per algorithm and dtype in a fresh clone, too
+    much to spend silently inside a notebook cell. So, as in torch.optim, fused is opt-in.
     """
     return False
 
@@ -106,7 +108,8 @@ class AdamlibOptimizer(Optimizer):
             self._check_fused_possible(self.param_groups[-1])
 
     def _check_fused_possible(self, group: dict) -> None:
-        if any(p.device.type == "cpu" for p in group["params"]):
+        # torch's own kernel needs no numba; a CPU group that it cannot take does
+        if not self._torch_fused_matches(group) and any(p.device.type == "cpu" for p in group["params"]):
             _fused.require_numba(type(self).__name__)
 
     # ---- state -----------------------------------------------------------------------
@@ -163,30 +166,33 @@ class AdamlibOptimizer(Optimizer):
 
     # ---- the fused path ------------------------------------------------------------------
 
-    #: "auto": numba on CPU, torch's fused kernels elsewhere (where they match); "torch":
-    #: torch's fused kernels on every device where they match (tests use it to check on a
-    #: CPU the path that CUDA takes).
+    #: "auto": torch's own fused kernel where torch has one for exactly this configuration
+    #: (on every device), numba on a CPU otherwise. "numba" / "torch": only that back end
+    #: (the tests use them to hold each one to the per-tensor loop on a CPU).
     _fused_backend = "auto"
 
     def _step_fused(self, group: dict, params: list[torch.Tensor]) -> None:
         """One pass over memory per parameter, where a kernel can do it; else the same numbers.
 
-        Parameters a fused kernel cannot take (a non-contiguous tensor or state, float16 or
-        bfloat16, a device with neither numba nor a matching torch kernel) are stepped by the
-        per-tensor loop on a CPU and by the multi-tensor path elsewhere, so a mixed model
-        still steps in one call.
+        Where torch has a fused kernel for exactly this configuration, it is used on a CPU too:
+        it is as fast as adamlib's numba loop when the machine is quiet, and it runs on torch's
+        own thread pool, so it does not compete with the threads that torch's backward pass
+        leaves spinning (numba's pool does, and loses up to 2x on a 2-core machine).
+        Parameters no fused kernel can take (a non-contiguous tensor or state, float16 or
+        bfloat16 on a CPU, a device with neither numba nor a matching torch kernel) are
+        stepped by the per-tensor loop on a CPU and by the multi-tensor path elsewhere, so a
+        mixed model still steps in one call.
         """
         numba_cpu, torch_fused, per_tensor, foreach = defaultdict(list), defaultdict(list), [], []
-        matches = self._torch_fused_matches(group)
+        backend = self._fused_backend
+        use_torch = backend != "numba" and self._torch_fused_matches(group)
         for p in params:
-            state = [v for k, v in self.state[p].items() if k != "step" and torch.is_tensor(v)]
-            on_cpu = p.device.type == "cpu"
-            if on_cpu and self._fused_backend == "auto" and _fused.numba_eligible(p, *state):
-                numba_cpu[p.dtype].append(p)
-            elif matches and p.dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64,
-                                         torch.complex64, torch.complex128) \
-                    and (not on_cpu or _fused.numba_eligible(p, *state)):
+            on_cpu = p.is_cpu
+            flat = on_cpu and _fused.numba_eligible(p, self.state[p])
+            if use_torch and (flat or not on_cpu and p.dtype in _fused.TORCH_FUSED_DTYPES):
                 torch_fused[(p.device, p.dtype)].append(p)
+            elif flat and backend != "torch":
+                numba_cpu[p.dtype].append(p)
             elif on_cpu:
                 per_tensor.append(p)
             else:
@@ -220,7 +226,7 @@ class AdamlibOptimizer(Optimizer):
         torch._foreach_add_(steps, 1.0)
         device = params[0].device
         if device.type == "cpu" and all(s.dtype == torch.float32 for s in steps):
-            return [s.clone() for s in steps]
+            return steps  # the kernels only read them
         return list(torch.stack(steps).to(device=device, dtype=torch.float32).unbind())
 
     # ---- helpers for the two paths ------------------------------------------------------

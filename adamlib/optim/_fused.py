@@ -20,8 +20,10 @@ tests/test_fused.py:
   file in ``__pycache__``, or in the user's cache directory when that is not writable).
 * **Any device: torch's own fused kernels** (``torch._fused_adam_``, ``_fused_adamw_``,
   ``_fused_sgd_``, ``_fused_adagrad_``) where adamlib's configuration is exactly one that torch
-  implements. adamlib uses them on CUDA; elsewhere (RMSProp, AdaMax, Momentum, Adam without
-  bias correction) CUDA takes the multi-tensor path. The tests run this path on CPU tensors.
+  implements (SGD, Momentum, Adagrad, Adam/AdamW/AMSGrad with bias correction). They are
+  preferred on a CPU as well (see ``AdamlibOptimizer._step_fused``); numba takes the rest
+  (RMSProp, AdaMax, Adam without bias correction), and on CUDA the rest takes the
+  multi-tensor path.
 
 numba is optional: ``import adamlib`` works without it, and ``fused=True`` on a CPU parameter
 then raises an ImportError that says what to install.
@@ -99,18 +101,26 @@ def launch(kernel, ptrs, sizes, *args) -> None:
             kernel(ptrs, sizes, *args)
 
 
-def numba_eligible(p: torch.Tensor, *state: torch.Tensor) -> bool:
-    """A CPU parameter whose tensors the kernels can treat as flat arrays of equal layout."""
+#: dtypes torch's fused kernels take on a GPU
+TORCH_FUSED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64,
+                      torch.complex64, torch.complex128)
+
+
+def numba_eligible(p: torch.Tensor, state: dict) -> bool:
+    """A CPU parameter whose tensors a kernel can treat as flat arrays of equal layout.
+
+    ``state``: the parameter's optimizer state (its tensors other than ``step`` are checked).
+    Called for every parameter on every fused step, so it uses the cheapest attributes.
+    """
     g = p.grad
-    return (
-        p.device.type == "cpu"
-        and p.dtype in NUMBA_DTYPES
-        and g.dtype == p.dtype
-        and g.device == p.device
-        and p.is_contiguous() and g.is_contiguous()
-        and all(s.is_contiguous() and s.dtype == p.dtype for s in state)
-        and not g.is_sparse
-    )
+    dtype = p.dtype
+    if not (dtype in NUMBA_DTYPES and g.dtype == dtype and g.is_cpu and p.is_contiguous()
+            and g.is_contiguous() and g.layout == torch.strided):
+        return False
+    for name, s in state.items():
+        if name != "step" and torch.is_tensor(s) and not (s.is_contiguous() and s.dtype == dtype):
+            return False
+    return True
 
 
 def real_numel(p: torch.Tensor) -> int:

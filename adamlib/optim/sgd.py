@@ -138,8 +138,11 @@ class Momentum(AdamlibOptimizer):
     theta_t = theta_{t-1} - lr m_hat_t
 
     With ``bias_correction=False`` it equals ``torch.optim.SGD(lr=lr * (1 - beta),
-    momentum=beta)``; with bias correction torch has no equivalent setting (optax:
-    ``chain(ema(beta, debias=True), scale(-lr))``). State: ``step``, ``exp_avg`` (m).
+    momentum=beta)``; with bias correction torch.optim has no equivalent setting (optax:
+    ``chain(ema(beta, debias=True), scale(-lr))``). torch's fused SGD *kernel* does compute
+    it, given a zero buffer, momentum = dampening = beta and the step size lr / (1 - beta^t)
+    of each step, and ``fused=True`` uses it (see ``_fused_torch``). State: ``step``,
+    ``exp_avg`` (m).
     """
 
     def __init__(self, params, lr=1e-2, beta=0.9, bias_correction=True, weight_decay=0,
@@ -193,3 +196,26 @@ class Momentum(AdamlibOptimizer):
             ptrs, sizes, steps, _fused.proto(dtype), w, one_minus_w, abs(float(w)) >= 0.5,
             *_fused.scalars(dtype, wd, -1.0 if group["maximize"] else 1.0),
         )
+
+    @classmethod
+    def _torch_fused_matches(cls, group):
+        # beta = 0 would leave torch's buffer untouched (it skips momentum) where m_t = g_t here
+        return group["beta"] > 0
+
+    def _fused_torch(self, group, params):
+        """torch's fused SGD step with a zero-initialised buffer: m_t = beta m + (1 - beta) g
+        (is_first_step=False, so the buffer is never seeded with g_1), theta -= lr_t m_t with
+        lr_t = lr / (1 - beta^t), one call per distinct t."""
+        beta = group["beta"]
+        ts = _fused.bucket_steps([self.state[p]["step"] for p in params])
+        by_t = {}
+        for p, t in zip(params, ts):
+            by_t.setdefault(t, []).append(p)
+        for t, bucket in by_t.items():
+            torch._fused_sgd_(
+                [real(p) for p in bucket], [real(p.grad) for p in bucket],
+                [real(self.state[p]["exp_avg"]) for p in bucket],
+                weight_decay=group["weight_decay"], momentum=beta, dampening=beta,
+                lr=self._step_size(group, t), nesterov=False, maximize=group["maximize"],
+                is_first_step=False,
+            )
