@@ -131,10 +131,15 @@ def test_logreg_adam_beats_adagrad_early_and_matches_nesterov(results):
     curves = results("logreg").curves()
     adam, adagrad, nesterov = curves["Adam"], curves["Adagrad"], curves["SGDNesterov"]
     assert adam[3] < adagrad[3]
-    # "within 20 % of SGD-Nesterov from epoch 5 on", for the typical epoch and at the end: at
-    # its best constant step size SGD-Nesterov's cost spikes at a few epochs (up to 3x), which a
-    # per-epoch bound would turn into a test of those spikes rather than of the trend.
-    gaps = sorted(abs(adam[e] - nesterov[e]) / nesterov[e] for e in range(5, len(adam)))
+    # "Within 20 % of SGD-Nesterov from epoch 5 on": Adam is never more than 20 % worse, at
+    # every epoch. The two-sided bound holds for the typical epoch and at the end, not at every
+    # epoch: at its best constant step size SGD-Nesterov's cost jumps up at a few epochs (the
+    # digits' last mini-batch holds 1797 - 14 * 128 = 5 examples), and there Adam is far *below*
+    # it. Chapter 10 shows the jumps, and that without that small batch SGD-Nesterov's best step
+    # size grows and Adam trails it by up to 88 % mid-training: only the end point is robust.
+    later = range(5, len(adam))
+    assert all(adam[e] <= 1.2 * nesterov[e] for e in later)
+    gaps = sorted(abs(adam[e] - nesterov[e]) / nesterov[e] for e in later)
     assert gaps[len(gaps) // 2] <= 0.2
     assert abs(adam[-1] - nesterov[-1]) <= 0.2 * nesterov[-1]
 
@@ -156,6 +161,19 @@ def test_cnn_adam_at_most_adagrad(results):
     for variant in result.variants:
         curves = result.curves(variant)
         assert curves["Adam"][-1] <= curves["Adagrad"][-1], variant
+
+
+@pytest.mark.parametrize("name", ["logreg", "sparse", "mlp", "mlp_deterministic", "cnn"])
+def test_fast_mode_best_step_sizes_are_inside_their_grids(results, name):
+    # The grids are trimmed to keep the chapters fast; a best step size on a grid's edge would
+    # mean the grid cut off the optimum (L-BFGS has a single "step size" and is not searched).
+    result = results(name)
+    for variant in result.variants:
+        for optimizer in dict.fromkeys(r["optimizer"] for r in result.runs if r["variant"] == variant):
+            lrs = [r["lr"] for r in result.select(optimizer, variant)]
+            if len(lrs) == 1:
+                continue
+            assert lrs[0] < result.best(optimizer, variant)["lr"] < lrs[-1], (variant, optimizer, lrs)
 
 
 def test_vae_bias_correction_best_at_most_uncorrected_and_large_alpha_hurts(results):
