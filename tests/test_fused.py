@@ -227,3 +227,22 @@ def test_state_dict_moves_between_fused_and_unfused():
     run(of, pf, 10, start=11)
     run(oa, pa, 10, start=11)
     compare(pa, oa, pf, of, **FUSED_TOL[torch.float64])
+
+
+def test_numba_threads_follow_torch_and_leave_its_settings_alone():
+    # numba's OpenMP layer runs on torch's own runtime (Linux wheels); starting it must not
+    # change torch's thread count, and a fused step uses at most torch's threads.
+    code = (
+        "import torch, adamlib, numba\n"
+        "from adamlib.optim import _fused\n"
+        "torch.set_num_threads(1)\n"
+        "p = torch.zeros(1 << 20, requires_grad=True); p.grad = torch.ones_like(p)\n"
+        "adamlib.RMSProp([p], fused=True).step()\n"
+        "print(torch.get_num_threads(), numba.threading_layer(), _fused.shares_torch_openmp())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    threads, layer, shared = out.stdout.split()
+    assert threads == "1"
+    assert layer == ("omp" if shared == "True" else "workqueue")
+

@@ -69,36 +69,96 @@ PARALLEL_MIN_NUMEL = 4 * CHUNK
 def kernels():
     """The compiled-on-demand numba kernels (module ``adamlib.optim._fused_kernels``).
 
-    numba's thread pool: unless the user chose one (``NUMBA_THREADING_LAYER``), adamlib asks
-    for numba's own "workqueue" pool rather than OpenMP. torch brings its own OpenMP runtime;
-    two OpenMP runtimes whose idle threads spin on the same cores slowed a small fused step
-    about 10x on the 2-core machine that builds the book (2.0 ms vs 0.2 ms for 4 tensors).
-    workqueue must not be entered from two threads at once, hence the lock in ``launch``.
+    numba's thread pool, unless the user chose one (``NUMBA_THREADING_LAYER``): its OpenMP
+    layer where that runs on torch's own OpenMP runtime (:func:`shares_torch_openmp`), its
+    "workqueue" pool otherwise. The reason is the threads torch leaves behind: after every
+    parallel torch operation (a backward pass, say) torch's OpenMP workers spin for a few
+    milliseconds waiting for more work. A kernel on a separate pool then shares the cores with
+    them: on the 2-core machine that builds the book an RMSProp loop over 10M float32 numbers
+    took 9.5 ms (median) right after a torch operation against 5.5 ms on idle cores. On torch's
+    runtime the spinning workers *are* the kernel's threads: 5.1 ms and 5.2 ms. A separate
+    OpenMP runtime would be the worst of both (two pools spinning on the same cores; all steps
+    2-3x slower), hence the check.
     """
     global _KERNELS
     if _KERNELS is None:
         require_numba("adamlib")
         import numba
         if "NUMBA_THREADING_LAYER" not in os.environ and numba.config.THREADING_LAYER == "default":
-            numba.config.THREADING_LAYER = "workqueue"
+            numba.config.THREADING_LAYER = "omp" if shares_torch_openmp() else "workqueue"
+        _start_numba_threads()
         from . import _fused_kernels
         _KERNELS = _fused_kernels
     return _KERNELS
 
 
-def launch(kernel, ptrs, sizes, *args) -> None:
-    """Run one kernel: single-threaded for a small group, on every numba thread otherwise."""
+def shares_torch_openmp() -> bool:
+    """Whether numba's OpenMP layer would run on the OpenMP runtime torch runs on.
+
+    numba's ``omppool`` takes its ``GOMP_*`` functions from the process's global symbol
+    scope, where torch's wheel puts its own libgomp (Linux). True when the global
+    ``GOMP_parallel`` lives in a library inside torch's package and torch parallelises with
+    OpenMP; False elsewhere (macOS, Windows, a torch built on another runtime).
+    """
+    import ctypes
+    try:
+        if "OpenMP" not in torch.__config__.parallel_info():
+            return False
+        address = ctypes.cast(ctypes.CDLL(None).GOMP_parallel, ctypes.c_void_p).value
+        with open("/proc/self/maps") as maps:
+            lines = maps.readlines()
+    except (AttributeError, OSError):
+        return False
+    package = os.path.dirname(os.path.realpath(torch.__file__))
+    torch_dirs = (os.path.join(package, "lib"), package + ".libs")  # wheels: torch/lib, torch.libs
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 6:
+            continue
+        low, high = (int(x, 16) for x in fields[0].split("-"))
+        if low <= address < high:
+            path = os.path.realpath(fields[5])
+            return os.path.dirname(path) in torch_dirs and os.path.basename(path).startswith("libgomp")
+    return False
+
+
+def _start_numba_threads() -> None:
+    """Start numba's pool now, and undo what starting it does to torch's OpenMP settings.
+
+    numba's OpenMP layer, on start, sets the thread count of the calling thread to numba's
+    (``omp_set_num_threads``) and enables nested parallel regions. On torch's runtime both
+    would change torch: restore torch's thread count, and allow one active level again.
+    (Like torch's own OpenMP pool, it does not survive fork(): a forked child that steps in
+    parallel hangs in torch, and numba's layer terminates it with a message instead.)
+    """
     import numba
+    from numba.np.ufunc import parallel
+    threads = torch.get_num_threads()
+    parallel._launch_threads()
+    if numba.threading_layer() == "omp":
+        import ctypes
+        torch.set_num_threads(threads)
+        try:
+            ctypes.CDLL(None).omp_set_max_active_levels(1)
+        except AttributeError:
+            pass
+
+
+def launch(kernel, ptrs, sizes, *args) -> None:
+    """Run one kernel: on one thread for a small group, else on as many as torch uses.
+
+    (The lock: numba's workqueue pool must not be entered from two threads at once.)
+    """
+    import numba
+    threads = 1 if int(sizes.sum()) < PARALLEL_MIN_NUMEL else \
+        max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
     with _LOCK:
-        if int(sizes.sum()) < PARALLEL_MIN_NUMEL:
-            threads = numba.get_num_threads()
-            numba.set_num_threads(1)
-            try:
-                kernel(ptrs, sizes, *args)
-            finally:
-                numba.set_num_threads(threads)
-        else:
+        before = numba.get_num_threads()
+        numba.set_num_threads(threads)
+        try:
             kernel(ptrs, sizes, *args)
+        finally:
+            numba.set_num_threads(before)
 
 
 #: dtypes torch's fused kernels take on a GPU
