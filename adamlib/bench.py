@@ -181,6 +181,10 @@ def machine_info(device: str) -> dict:
         import numba
         info["numba"] = numba.__version__
         info["numba_threads"] = numba.config.NUMBA_NUM_THREADS
+        if device == "cpu":
+            adamlib.optim._fused.kernels()  # picks and starts numba's thread pool
+            info["numba_threading_layer"] = numba.threading_layer()
+            info["numba_on_torch_openmp"] = adamlib.optim._fused.shares_torch_openmp()
     except ImportError:
         info["numba"] = None
     if device.startswith("cuda") and torch.cuda.is_available():

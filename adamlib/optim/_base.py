@@ -32,7 +32,7 @@ def _scalar_dtype() -> torch.dtype:
 
 def real(t: torch.Tensor) -> torch.Tensor:
     """Complex tensors are stepped as pairs of reals, as torch.optim does (C treated as R^2)."""
-    return torch.view_as_real(t) if torch.is_complex(t) else t
+    return torch.view_as_real(t) if t.is_complex() else t
 
 
 #: On a CPU, below this mean tensor size (elements) the multi-tensor path is faster.
@@ -186,9 +186,10 @@ class AdamlibOptimizer(Optimizer):
         numba_cpu, torch_fused, per_tensor, foreach = defaultdict(list), defaultdict(list), [], []
         backend = self._fused_backend
         use_torch = backend != "numba" and self._torch_fused_matches(group)
+        state = self.state
         for p in params:
             on_cpu = p.is_cpu
-            flat = on_cpu and _fused.numba_eligible(p, self.state[p])
+            flat = on_cpu and _fused.numba_eligible(p, state[p])
             if use_torch and (flat or not on_cpu and p.dtype in _fused.TORCH_FUSED_DTYPES):
                 torch_fused[(p.device, p.dtype)].append(p)
             elif flat and backend != "torch":
@@ -235,6 +236,13 @@ class AdamlibOptimizer(Optimizer):
     def _grad(p: torch.Tensor, group: dict) -> torch.Tensor:
         """g_t, with maximize folded in (a new tensor: p.grad is never modified)."""
         return -p.grad if group["maximize"] else p.grad
+
+    @staticmethod
+    def _columns(rows: list[list[torch.Tensor]]) -> list[list[torch.Tensor]]:
+        """Rows (one per parameter: theta, g, state...) -> columns, complex ones as real views."""
+        if any(row[0].is_complex() for row in rows):
+            rows = [[real(t) for t in row] for row in rows]
+        return [list(column) for column in zip(*rows)]
 
     def _by_device_and_dtype(self, params: list[torch.Tensor]) -> dict:
         """Parameters bucketed so each torch._foreach_* call sees one device and dtype."""

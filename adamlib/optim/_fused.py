@@ -175,10 +175,10 @@ def numba_eligible(p: torch.Tensor, state: dict) -> bool:
     g = p.grad
     dtype = p.dtype
     if not (dtype in NUMBA_DTYPES and g.dtype == dtype and g.is_cpu and p.is_contiguous()
-            and g.is_contiguous() and g.layout == torch.strided):
+            and g.is_contiguous()):
         return False
     for name, s in state.items():
-        if name != "step" and torch.is_tensor(s) and not (s.is_contiguous() and s.dtype == dtype):
+        if name != "step" and isinstance(s, torch.Tensor) and not (s.is_contiguous() and s.dtype == dtype):
             return False
     return True
 
@@ -219,7 +219,7 @@ def scalars(dtype: torch.dtype, *values):
 def bucket_steps(steps: list[torch.Tensor]) -> list[float]:
     """t <- t + 1 for each parameter (one call), returning the new t values."""
     torch._foreach_add_(steps, 1.0)
-    return [float(s) for s in steps]
+    return torch.stack(steps).tolist()  # one call, not one float() per parameter
 
 
 

@@ -81,8 +81,8 @@ class Adagrad(AdamlibOptimizer):
 
     def _fused_torch(self, group, params):
         steps = self._device_steps(params)
+        theta, grads, sums = self._columns([[p, p.grad, self.state[p]["sum"]] for p in params])
         torch._fused_adagrad_(
-            [real(p) for p in params], [real(p.grad) for p in params],
-            [real(self.state[p]["sum"]) for p in params], steps, lr=float(group["lr"]), lr_decay=0.0,
+            theta, grads, sums, steps, lr=float(group["lr"]), lr_decay=0.0,
             weight_decay=group["weight_decay"], eps=group["eps"], maximize=group["maximize"],
         )

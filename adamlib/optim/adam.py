@@ -110,7 +110,8 @@ class Adam(AdamlibOptimizer):
 
     def _state_rows(self, group, params):
         names = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
-        return [[p, p.grad, *(self.state[p][n] for n in names)] for p in params]
+        state = self.state
+        return [[p, p.grad, *map(state[p].__getitem__, names)] for p in params]
 
     def _fused_numba(self, group, params):
         lr, (beta1, beta2), eps, wd = float(group["lr"]), group["betas"], group["eps"], group["weight_decay"]
@@ -136,9 +137,9 @@ class Adam(AdamlibOptimizer):
     def _fused_torch(self, group, params):
         (beta1, beta2) = group["betas"]
         steps = self._device_steps(params)
-        theta, grads, m, v, *v_max = zip(*[[real(t) for t in row] for row in self._state_rows(group, params)])
+        theta, grads, m, v, *v_max = self._columns(self._state_rows(group, params))
         kernel = torch._fused_adamw_ if group["decoupled_weight_decay"] else torch._fused_adam_
-        kernel(list(theta), list(grads), list(m), list(v), list(v_max[0]) if v_max else [], steps,
+        kernel(theta, grads, m, v, v_max[0] if v_max else [], steps,
                lr=float(group["lr"]), beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"],
                eps=group["eps"], amsgrad=group["amsgrad"], maximize=group["maximize"])
 

@@ -118,7 +118,7 @@ class SGD(AdamlibOptimizer):
         kw = dict(weight_decay=group["weight_decay"], momentum=mu, lr=float(group["lr"]),
                   dampening=group["dampening"], nesterov=group["nesterov"],
                   maximize=group["maximize"])
-        theta, grads = [real(p) for p in params], [real(p.grad) for p in params]
+        theta, grads = self._columns([[p, p.grad] for p in params])
         if mu == 0:
             torch._fused_sgd_(theta, grads, [], is_first_step=False, **kw)
             return
@@ -211,10 +211,11 @@ class Momentum(AdamlibOptimizer):
         by_t = {}
         for p, t in zip(params, ts):
             by_t.setdefault(t, []).append(p)
+        state = self.state
         for t, bucket in by_t.items():
+            theta, grads, m = self._columns([[p, p.grad, state[p]["exp_avg"]] for p in bucket])
             torch._fused_sgd_(
-                [real(p) for p in bucket], [real(p.grad) for p in bucket],
-                [real(self.state[p]["exp_avg"]) for p in bucket],
+                theta, grads, m,
                 weight_decay=group["weight_decay"], momentum=beta, dampening=beta,
                 lr=self._step_size(group, t), nesterov=False, maximize=group["maximize"],
                 is_first_step=False,
