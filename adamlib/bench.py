@@ -14,7 +14,8 @@ Reported per path: the median and min-max over the rounds; the ratio to torch's 
 for the same algorithm (median / median); the achieved bandwidth, counting only the bytes an
 ideal kernel must move (read theta, g and the state, write theta and the state: 28 B per
 float32 parameter for Adam); and that as a fraction of a measured streaming bandwidth (an
-in-place ``a.add_(b)`` on tensors of the same sizes, 12 B per element).
+in-place ``a.add_(b)`` on tensors of the same sizes, 12 B per element, timed in every round
+beside the optimizers; its fastest time).
 
 Shared machines are noisy: /proc/loadavg is recorded before and after, and only ratios within
 one run should be compared. The JSON output is written atomically (temp file + rename).
@@ -106,8 +107,8 @@ def _timed(fn, device: str) -> float:
     return time.perf_counter() - t0
 
 
-def stream_bandwidth(count: int, numel: int, device: str, repeats: int) -> float:
-    """GB/s of an in-place a.add_(b) over tensors of these sizes (12 B per element)."""
+def stream_step(count: int, numel: int, device: str):
+    """An in-place a.add_(b) over tensors of these sizes: 12 B per element, the streaming yardstick."""
     a = [torch.zeros(numel, device=device) for _ in range(count)]
     b = [torch.ones(numel, device=device) for _ in range(count)]
 
@@ -115,13 +116,16 @@ def stream_bandwidth(count: int, numel: int, device: str, repeats: int) -> float
         for x, y in zip(a, b):
             x.add_(y)
 
-    step()
-    best = min(_timed(step, device) for _ in range(max(3, repeats)))
-    return 12 * count * numel / best / 1e9
+    return step
 
 
 def bench_case(count: int, numel: int, algos, device: str, repeats: int, warmup: int,
-               progress=None) -> list[dict]:
+               progress=None) -> tuple[list[dict], float]:
+    """(rows, streaming GB/s): every path of every algorithm, interleaved, and the streaming
+    step timed in every round beside them; its fastest time over all rounds gives the
+    bandwidth (one measurement up front is at the mercy of a noisy moment)."""
+    stream = stream_step(count, numel, device)
+    stream_times = []
     gen = torch.Generator().manual_seed(0)
     init = [torch.randn(numel, generator=gen).mul_(0.1) for _ in range(count)]
     grads = [torch.randn(numel, generator=gen).to(device) for _ in range(count)]
@@ -138,6 +142,7 @@ def bench_case(count: int, numel: int, algos, device: str, repeats: int, warmup:
                 opt = getattr(torch.optim, algo.torch_name)(params, **algo.torch_kwargs, **kw)
             runners.append((library, path, opt))
         for _ in range(warmup):
+            stream()
             for *_, opt in runners:
                 opt.step()
         times = {(lib, path): [] for lib, path, _ in runners}
@@ -145,6 +150,7 @@ def bench_case(count: int, numel: int, algos, device: str, repeats: int, warmup:
             order = runners[r % len(runners):] + runners[:r % len(runners)]  # rotate who goes first
             for lib, path, opt in order:
                 times[(lib, path)].append(_timed(opt.step, device))
+            stream_times.append(_timed(stream, device))
         torch_best = min(statistics.median(v) for (lib, _), v in times.items() if lib == "torch")
         for (lib, path), ts in times.items():
             med = statistics.median(ts)
@@ -158,7 +164,7 @@ def bench_case(count: int, numel: int, algos, device: str, repeats: int, warmup:
         if progress:
             progress(algo.name)
         del runners
-    return rows
+    return rows, 12 * count * numel / min(stream_times) / 1e9
 
 
 def machine_info(device: str) -> dict:
@@ -214,8 +220,7 @@ def run(sizes=None, large=False, device="cpu", repeats=15, warmup=3, algorithms=
                cases=[])
     for spec in sizes:
         count, numel = parse_size(spec)
-        bw = stream_bandwidth(count, numel, device, repeats)
-        rows = bench_case(count, numel, algos, device, repeats, warmup,
+        rows, bw = bench_case(count, numel, algos, device, repeats, warmup,
                           progress=(lambda a, s=spec: progress(f"{s} {a}")) if progress else None)
         for row in rows:
             row["fraction_of_stream"] = row["gbps"] / bw
