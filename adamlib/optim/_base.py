@@ -175,10 +175,8 @@ class AdamlibOptimizer(Optimizer):
         """One pass over memory per parameter, where a kernel can do it; else the same numbers.
 
         Where torch has a fused kernel for exactly this configuration, it is used on a CPU too:
-        it is as fast as adamlib's numba loop when the machine is quiet, and it runs on torch's
-        own thread pool, so it does not compete with the threads that torch's backward pass
-        leaves spinning (numba's pool does, and loses up to 2x on a 2-core machine).
-        Parameters no fused kernel can take (a non-contiguous tensor or state, float16 or
+        the same single pass, hand-vectorised, with nothing to compile and no numba needed;
+        adamlib's numba kernels cover the configurations torch has no kernel for. Parameters no fused kernel can take (a non-contiguous tensor or state, float16 or
         bfloat16 on a CPU, a device with neither numba nor a matching torch kernel) are
         stepped by the per-tensor loop on a CPU and by the multi-tensor path elsewhere, so a
         mixed model still steps in one call.

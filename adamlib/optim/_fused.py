@@ -127,21 +127,22 @@ def _start_numba_threads() -> None:
 
     numba's OpenMP layer, on start, sets the thread count of the calling thread to numba's
     (``omp_set_num_threads``) and enables nested parallel regions. On torch's runtime both
-    would change torch: restore torch's thread count, and allow one active level again.
+    would change torch: restore torch's thread count and its number of active levels.
     (Like torch's own OpenMP pool, it does not survive fork(): a forked child that steps in
     parallel hangs in torch, and numba's layer terminates it with a message instead.)
     """
+    import ctypes
+
     import numba
     from numba.np.ufunc import parallel
+    openmp = ctypes.CDLL(None)
     threads = torch.get_num_threads()
-    parallel._launch_threads()
+    levels = openmp.omp_get_max_active_levels() if hasattr(openmp, "omp_get_max_active_levels") else None
+    parallel._launch_threads()  # what numba's first parallel kernel would do
     if numba.threading_layer() == "omp":
-        import ctypes
         torch.set_num_threads(threads)
-        try:
-            ctypes.CDLL(None).omp_set_max_active_levels(1)
-        except AttributeError:
-            pass
+        if levels is not None:
+            openmp.omp_set_max_active_levels(levels)
 
 
 def launch(kernel, ptrs, sizes, *args) -> None:
