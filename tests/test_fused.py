@@ -190,6 +190,13 @@ def test_fused_none_never_chooses_fused():
     assert calls == []
 
 
+def _python(code: str) -> subprocess.CompletedProcess:
+    """Run code in a fresh interpreter (numba's set-up is per process); it must succeed."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return out
+
+
 def test_without_numba_adamlib_imports_and_fused_true_names_what_to_install():
     code = (
         "import sys; sys.modules['numba'] = None\n"
@@ -205,8 +212,7 @@ def test_without_numba_adamlib_imports_and_fused_true_names_what_to_install():
         "except ImportError as e:\n"
         "    print('ERR', e)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
+    out = _python(code)
     assert "ERR" in out.stdout and "pip install numba" in out.stdout
 
 
@@ -230,8 +236,8 @@ def test_state_dict_moves_between_fused_and_unfused():
 
 
 def test_numba_threads_follow_torch_and_leave_its_settings_alone():
-    # numba's OpenMP layer runs on torch's own runtime (Linux wheels); starting it must not
-    # change torch's thread count, and a fused step uses at most torch's threads.
+    # numba's OpenMP layer is chosen exactly when it runs on torch's own runtime (Linux wheels),
+    # and starting it must not change torch's thread count.
     code = (
         "import torch, adamlib, numba\n"
         "from adamlib.optim import _fused\n"
@@ -240,8 +246,7 @@ def test_numba_threads_follow_torch_and_leave_its_settings_alone():
         "adamlib.RMSProp([p], fused=True).step()\n"
         "print(torch.get_num_threads(), numba.threading_layer(), _fused.shares_torch_openmp())\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
+    out = _python(code)
     threads, layer, shared = out.stdout.split()
     assert threads == "1"
     assert layer == ("omp" if shared == "True" else "workqueue")
