@@ -251,3 +251,30 @@ def test_numba_threads_follow_torch_and_leave_its_settings_alone():
     assert threads == "1"
     assert layer == ("omp" if shared == "True" else "workqueue")
 
+
+
+def test_step_counters_are_one_tensor_underneath_and_count_per_parameter():
+    # advance_steps packs a group's counters into views of one tensor (one increment per step)
+    ps = [torch.zeros(4, requires_grad=True) for _ in range(3)]
+    late = torch.zeros(4, requires_grad=True)
+    opt = adamlib.Adam(ps + [late], fused=True)
+    for t in range(1, 6):
+        for p in ps + ([late] if t >= 3 else []):
+            p.grad = torch.ones(4)
+        opt.step()
+    steps = [opt.state[p]["step"] for p in ps + [late]]
+    assert [float(s) for s in steps] == [5.0, 5.0, 5.0, 3.0]
+    assert all(s.dim() == 0 and s.dtype == torch.float32 for s in steps)
+    base = steps[0]._base
+    assert base is not None and all(s._base is base for s in steps)
+    # a checkpoint of the packed counters resumes in torch.optim with the same numbers
+    ref = [p.detach().clone().requires_grad_() for p in ps + [late]]
+    torch_opt = torch.optim.Adam(ref, fused=True)
+    torch_opt.load_state_dict(copy.deepcopy(opt.state_dict()))
+    for p, q in zip(ps + [late], ref):
+        p.grad, q.grad = torch.full((4,), 0.5), torch.full((4,), 0.5)
+    opt.step()
+    torch_opt.step()
+    for p, q in zip(ps + [late], ref):
+        assert torch.equal(p, q)
+        assert float(opt.state[p]["step"]) == float(torch_opt.state[q]["step"])

@@ -221,8 +221,9 @@ class AdamlibOptimizer(Optimizer):
     def _device_steps(self, params: list[torch.Tensor]) -> list[torch.Tensor]:
         """t <- t + 1 on adamlib's CPU counters, and float32 copies on the params' device (as
         torch's fused kernels read them), made in one transfer."""
-        steps = [self.state[p]["step"] for p in params]
-        torch._foreach_add_(steps, 1.0)
+        states = [self.state[p] for p in params]
+        _fused.advance_steps(states)
+        steps = [state["step"] for state in states]
         device = params[0].device
         if device.type == "cpu" and all(s.dtype == torch.float32 for s in steps):
             return steps  # the kernels only read them
