@@ -47,6 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from scipy.signal import lfilter
+from ._errors import fail as _fail
 
 __all__ = [
     "KINDS",
@@ -61,10 +62,6 @@ __all__ = [
 
 #: The kinds of average :class:`ParameterAverage` keeps.
 KINDS = ("ema", "polyak")
-
-
-def _fail(name: str, value, expected: str):
-    raise ValueError(f"{name}={value!r} is not accepted: expected {expected}")
 
 
 def _beta(beta) -> float:

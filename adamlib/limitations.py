@@ -32,6 +32,7 @@ from typing import Callable, Union
 
 import numpy as np
 from scipy.signal import lfilter
+from ._errors import fail as _fail
 
 __all__ = [
     "ONLINE_METHODS",
@@ -57,10 +58,6 @@ Schedule = Union[float, Callable[[np.ndarray], np.ndarray]]
 
 #: Adam, and the three AMSGrads in circulation (see :func:`run_online`).
 ONLINE_METHODS = ("adam", "amsgrad_reddi", "amsgrad_torch", "amsgrad_v_hat")
-
-
-def _fail(name: str, value, expected: str):
-    raise ValueError(f"{name}={value!r} is not accepted: expected {expected}")
 
 
 def _int(name: str, value, minimum: int) -> int:

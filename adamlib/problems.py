@@ -40,6 +40,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+from ._errors import fail as _fail
 
 __all__ = [
     "Surface",
@@ -57,10 +58,6 @@ __all__ = [
 
 # ---------------------------------------------------------------------------------------
 # validation: "name=value is not accepted: expected ..." as in adamlib.data and adamlib.train
-
-
-def _fail(name: str, value, expected: str):
-    raise ValueError(f"{name}={value!r} is not accepted: expected {expected}")
 
 
 def _number(name: str, value, *, minimum: float | None = None, strict: bool = False) -> float:

@@ -29,6 +29,7 @@ from typing import Callable
 import numpy as np
 
 from . import reference
+from ._errors import fail as _fail
 
 __all__ = [
     "OnlineProblem",
@@ -43,10 +44,6 @@ __all__ = [
     "inverse_step_change",
     "horizons",
 ]
-
-
-def _fail(name: str, value, expected: str):
-    raise ValueError(f"{name}={value!r} is not accepted: expected {expected}")
 
 
 @dataclass(frozen=True)
