@@ -109,6 +109,20 @@ def _register(monkeypatch, dataset, filename, path):
     monkeypatch.setitem(data_module.SOURCES, dataset, {**data_module.SOURCES[dataset], filename: (url, md5)})
 
 
+def _write_tar_gz(monkeypatch, root, dataset, filename, members: dict[str, bytes]):
+    """root/dataset/filename: a .tar.gz of these members, registered with its MD5 as the source."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, blob in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    path = root / dataset / filename
+    path.parent.mkdir()
+    path.write_bytes(buffer.getvalue())
+    _register(monkeypatch, dataset, filename, path)
+
+
 def _no_network(url, target):
     raise urllib.error.URLError("no network in the tests")
 
@@ -137,18 +151,10 @@ def test_mnist_reads_idx_files(tmp_path, monkeypatch, offline):
 
 def test_cifar10_reads_the_python_archive_and_whitens(tmp_path, monkeypatch, offline):
     rng = np.random.default_rng(0)
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-            blob = pickle.dumps({b"data": rng.integers(0, 256, size=(4, 3072), dtype=np.uint8),
-                                 b"labels": [0, 1, 2, 9]})
-            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
-            info.size = len(blob)
-            tar.addfile(info, io.BytesIO(blob))
-    path = tmp_path / "cifar10" / "cifar-10-python.tar.gz"
-    path.parent.mkdir()
-    path.write_bytes(buffer.getvalue())
-    _register(monkeypatch, "cifar10", path.name, path)
+    batches = {f"cifar-10-batches-py/{name}": pickle.dumps(
+        {b"data": rng.integers(0, 256, size=(4, 3072), dtype=np.uint8), b"labels": [0, 1, 2, 9]})
+        for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]}
+    _write_tar_gz(monkeypatch, tmp_path, "cifar10", "cifar-10-python.tar.gz", batches)
     d = load_cifar10(root=tmp_path)
     assert d.X.shape == (20, 3, 32, 32) and d.y.tolist() == [0, 1, 2, 9] * 5
     assert 0.0 <= d.X.min().item() and d.X.max().item() <= 1.0
@@ -162,17 +168,8 @@ def test_imdb_reads_the_archive_layout_and_keeps_the_most_frequent_words(tmp_pat
                "aclImdb/train/neg/0_2.txt": "A bad film",
                "aclImdb/test/neg/0_1.txt": "bad bad acting",
                "aclImdb/imdb.vocab": "a\nfilm\n"}
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, text in reviews.items():
-            blob = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(blob)
-            tar.addfile(info, io.BytesIO(blob))
-    path = tmp_path / "imdb" / "aclImdb_v1.tar.gz"
-    path.parent.mkdir()
-    path.write_bytes(buffer.getvalue())
-    _register(monkeypatch, "imdb", path.name, path)
+    _write_tar_gz(monkeypatch, tmp_path, "imdb", "aclImdb_v1.tar.gz",
+                  {name: text.encode() for name, text in reviews.items()})
     d = load_imdb(root=tmp_path, num_words=3)
     # document frequencies in train: a 3, film 3, great 2, acting 1, bad 1 -> vocabulary a, film, great
     assert d.X.shape == (3, 3) and d.n_classes == 2

@@ -254,7 +254,7 @@ def test_numba_threads_follow_torch_and_leave_its_settings_alone():
 
 
 def test_step_counters_are_one_tensor_underneath_and_count_per_parameter():
-    # advance_steps packs a group's counters into views of one tensor (one increment per step)
+    # _advance_steps packs a group's counters into views of one tensor (one increment per step)
     ps = [torch.zeros(4, requires_grad=True) for _ in range(3)]
     late = torch.zeros(4, requires_grad=True)
     opt = adamlib.Adam(ps + [late], fused=True)

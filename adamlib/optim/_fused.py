@@ -217,33 +217,6 @@ def scalars(dtype: torch.dtype, *values):
     return tuple(t(v) for v in values)
 
 
-def advance_steps(states: list[dict]) -> list[float]:
-    """t <- t + 1 in each parameter's ``state["step"]``; returns the new t values.
-
-    Incrementing K separate 0-d tensors costs K dispatches (about 3 us each on a CPU), as much
-    as all the rest of a fused step's Python for a model of a few hundred tensors. So the first
-    fused step re-makes a group's counters as views of one 1-D tensor, in the order of the
-    list, and later steps increment them all with one operation: the same float32 additions,
-    the same values, and still one 0-d tensor per parameter for state_dict() and torch.optim.
-    Any other layout (a checkpoint just loaded, a parameter that got its first gradient late,
-    counters of mixed dtypes) takes the per-tensor increment once and is re-packed.
-    """
-    steps = [state["step"] for state in states]
-    base = steps[0]._base
-    if (base is not None and base.numel() == len(steps) and base.dim() == 1 and base.is_contiguous()
-            and all(s._base is base and s.storage_offset() == i for i, s in enumerate(steps))):
-        base.add_(1.0)
-        return base.tolist()
-    torch._foreach_add_(steps, 1.0)
-    first = steps[0]
-    if not all(s.dim() == 0 and s.is_cpu and s.dtype == first.dtype for s in steps):
-        return [float(s) for s in steps]
-    base = torch.stack(steps)
-    for state, view in zip(states, base.unbind()):
-        state["step"] = view
-    return base.tolist()
-
-
 def proto(dtype: torch.dtype):
     """An empty numpy array that tells a kernel the real dtype of its tensors."""
     import numpy as np

@@ -68,7 +68,7 @@ class Adagrad(AdamlibOptimizer):
 
     def _fused_numba(self, group, params):
         lr, eps, wd, dtype = float(group["lr"]), group["eps"], group["weight_decay"], params[0].dtype
-        _fused.advance_steps([self.state[p] for p in params])
+        self._advance_steps(params)
         ptrs, sizes = _fused.table([[p, p.grad, self.state[p]["sum"]] for p in params])
         _fused.launch(_fused.kernels().adagrad,
             ptrs, sizes, _fused.per_param([0] * len(params), dtype), _fused.proto(dtype),

@@ -116,7 +116,7 @@ class Adam(AdamlibOptimizer):
     def _fused_numba(self, group, params):
         lr, (beta1, beta2), eps, wd = float(group["lr"]), group["betas"], group["eps"], group["weight_decay"]
         dtype = params[0].dtype
-        ts = _fused.advance_steps([self.state[p] for p in params])
+        ts = self._advance_steps(params)
         bcs = [self._bias_corrections(group, t) for t in ts]
         ptrs, sizes = _fused.table(self._state_rows(group, params))
         scal = _fused.per_param([[-lr / bc1, bc2**0.5] for bc1, bc2 in bcs], dtype)

@@ -60,7 +60,7 @@ class AdaMax(AdamlibOptimizer):
     def _fused_numba(self, group, params):
         lr, (beta1, beta2), eps, wd = float(group["lr"]), group["betas"], group["eps"], group["weight_decay"]
         dtype = params[0].dtype
-        ts = _fused.advance_steps([self.state[p] for p in params])
+        ts = self._advance_steps(params)
         ptrs, sizes = _fused.table(
             [[p, p.grad, self.state[p]["exp_avg"], self.state[p]["exp_inf"]] for p in params])
         steps = _fused.per_param([-lr / (1 - beta1**t) for t in ts], dtype)

@@ -90,7 +90,7 @@ class RMSProp(AdamlibOptimizer):
     def _fused_numba(self, group, params):
         lr, beta, eps, wd = float(group["lr"]), group["beta"], group["eps"], group["weight_decay"]
         dtype = params[0].dtype
-        ts = _fused.advance_steps([self.state[p] for p in params])
+        ts = self._advance_steps(params)
         bcs = [1 - beta**t if group["bias_correction"] else 1.0 for t in ts]
         ptrs, sizes = _fused.table([[p, p.grad, self.state[p]["square_avg"]] for p in params])
         _fused.launch(_fused.kernels().rmsprop,

@@ -188,7 +188,7 @@ class Momentum(AdamlibOptimizer):
 
     def _fused_numba(self, group, params):
         beta, wd, dtype = group["beta"], group["weight_decay"], params[0].dtype
-        ts = _fused.advance_steps([self.state[p] for p in params])
+        ts = self._advance_steps(params)
         ptrs, sizes = _fused.table([[p, p.grad, self.state[p]["exp_avg"]] for p in params])
         steps = _fused.per_param([-self._step_size(group, t) for t in ts], dtype)
         w, one_minus_w = _fused.lerp_weights(1 - beta, dtype)
@@ -207,7 +207,7 @@ class Momentum(AdamlibOptimizer):
         (is_first_step=False, so the buffer is never seeded with g_1), theta -= lr_t m_t with
         lr_t = lr / (1 - beta^t), one call per distinct t."""
         beta = group["beta"]
-        ts = _fused.advance_steps([self.state[p] for p in params])
+        ts = self._advance_steps(params)
         by_t = {}
         for p, t in zip(params, ts):
             by_t.setdefault(t, []).append(p)
