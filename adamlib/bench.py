@@ -195,6 +195,12 @@ def machine_info(device: str) -> dict:
         info["numba"] = None
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
+        info["cuda"] = torch.version.cuda
+        try:  # adamlib's fused RMSProp, AdaMax and Adam without bias correction run Triton here
+            import triton
+            info["triton"] = triton.__version__
+        except ImportError:
+            info["triton"] = None
     return info
 
 

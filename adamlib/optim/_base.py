@@ -8,8 +8,9 @@ A subclass says which state tensors it keeps and writes two functions of one par
   ``torch._foreach_*`` (fewer kernel launches on a GPU); tests hold it equal to the loop.
 
 and, for the third path (``fused=True``: one pass over memory per step, see ``_fused.py``),
-``_fused_numba(group, params)`` (CPU, numba) and, where torch has a fused kernel for exactly
-that configuration, ``_torch_fused_matches(group)`` and ``_fused_torch(group, params)``.
+``_fused_kernel(group, params, run)`` (adamlib's kernel: ``run`` is ``_fused.run_numba`` on a
+CPU, ``_fused.run_triton`` on a GPU) and, where torch has a fused kernel for exactly that
+configuration, ``_torch_fused_matches(group)`` and ``_fused_torch(group, params)``.
 
 Everything else (closures, ``None`` grads, maximize, complex numbers, choosing a path,
 torch-compatible checkpoints) lives here once.
@@ -167,8 +168,9 @@ class AdamlibOptimizer(Optimizer):
     # ---- the fused path ------------------------------------------------------------------
 
     #: "auto": torch's own fused kernel where torch has one for exactly this configuration
-    #: (on every device), numba on a CPU otherwise. "numba" / "torch": only that back end
-    #: (the tests use them to hold each one to the per-tensor loop on a CPU).
+    #: (on every device), else adamlib's: numba on a CPU, Triton on a GPU. "numba", "triton",
+    #: "torch": only that back end (tests use them to hold each one to the per-tensor loop on
+    #: a CPU; "triton" on CPU tensors needs TRITON_INTERPRET=1).
     _fused_backend = "auto"
 
     def _step_fused(self, group: dict, params: list[torch.Tensor]) -> None:
@@ -176,30 +178,36 @@ class AdamlibOptimizer(Optimizer):
 
         Where torch has a fused kernel for exactly this configuration, it is used on a CPU too:
         the same single pass, hand-vectorised, with nothing to compile and no numba needed;
-        adamlib's numba kernels cover the configurations torch has no kernel for. Parameters no fused kernel can take (a non-contiguous tensor or state, float16 or
-        bfloat16 on a CPU, a device with neither numba nor a matching torch kernel) are
-        stepped by the per-tensor loop on a CPU and by the multi-tensor path elsewhere, so a
-        mixed model still steps in one call.
+        adamlib's kernels cover the configurations torch has no kernel for (numba on a CPU,
+        Triton on a GPU). Parameters no fused kernel can take (a non-contiguous tensor or
+        state, float16 or bfloat16 outside torch's kernels, a GPU without Triton) are stepped
+        by the per-tensor loop on a CPU and by the multi-tensor path elsewhere, so a mixed
+        model still steps in one call.
         """
-        numba_cpu, torch_fused, per_tensor, foreach = defaultdict(list), defaultdict(list), [], []
+        own, torch_fused, per_tensor, foreach = defaultdict(list), defaultdict(list), [], []
         backend = self._fused_backend
-        use_torch = backend != "numba" and self._torch_fused_matches(group)
+        use_torch = backend in ("auto", "torch") and self._torch_fused_matches(group)
+        triton_gpu = backend in ("auto", "triton") and _fused.triton_available()
         state = self.state
         for p in params:
             on_cpu = p.is_cpu
-            flat = on_cpu and _fused.numba_eligible(p, state[p])
-            if use_torch and (flat or not on_cpu and p.dtype in _fused.TORCH_FUSED_DTYPES):
+            flat = _fused.kernel_eligible(p, state[p])
+            if use_torch and (flat if on_cpu else p.dtype in _fused.TORCH_FUSED_DTYPES):
                 torch_fused[(p.device, p.dtype)].append(p)
-            elif flat and backend != "torch":
-                numba_cpu[p.dtype].append(p)
+            elif flat and backend == "triton":
+                own[(_fused.run_triton, p.device, _fused.real_dtype(p.dtype))].append(p)
+            elif flat and on_cpu and backend in ("auto", "numba"):
+                own[(_fused.run_numba, p.device, _fused.real_dtype(p.dtype))].append(p)
+            elif flat and triton_gpu:
+                own[(_fused.run_triton, p.device, _fused.real_dtype(p.dtype))].append(p)
             elif on_cpu:
                 per_tensor.append(p)
             else:
                 foreach.append(p)
-        if numba_cpu:
-            _fused.require_numba(type(self).__name__)
-        for bucket in numba_cpu.values():
-            self._fused_numba(group, bucket)
+        for (run, _, _), bucket in own.items():
+            if run is _fused.run_numba:
+                _fused.require_numba(type(self).__name__)
+            self._fused_kernel(group, bucket, run)
         for bucket in torch_fused.values():
             self._fused_torch(group, bucket)
         if per_tensor:
@@ -207,7 +215,8 @@ class AdamlibOptimizer(Optimizer):
         if foreach:
             self._step_foreach(group, foreach)
 
-    def _fused_numba(self, group: dict, params: list[torch.Tensor]) -> None:
+    def _fused_kernel(self, group: dict, params: list[torch.Tensor], run) -> None:
+        """Step ``params`` (one device and dtype) with adamlib's kernel through ``run``."""
         raise NotImplementedError
 
     @classmethod

@@ -6,41 +6,47 @@ and no implementation can move less. torch's per-tensor loop makes about seven p
 per tensor op, each reading and writing whole tensors, plus temporaries). A *fused* step
 reads every stream once and writes every updated stream once.
 
-Two implementations live here, both held equal to the readable per-tensor loop by
-tests/test_fused.py:
+Three implementations, all held equal to the readable per-tensor loop by tests/test_fused.py
+and tests/test_fused_triton.py:
 
-* **CPU: numba kernels.** One ``@njit(parallel=True, cache=True, fastmath=False)`` kernel per
-  algorithm. A step hands it a table of raw data pointers (one row per parameter: theta, g
-  and the state tensors), so the parameters of one param group are stepped in ONE parallel
-  region, split into chunks of ``CHUNK`` elements that the threads share. Scalars that depend
-  on a parameter's own step count (bias corrections) come in a per-parameter table. The
+* **torch's own fused kernels** (``torch._fused_adam_``, ``_fused_adamw_``, ``_fused_sgd_``,
+  ``_fused_adagrad_``), on any device, where adamlib's configuration is exactly one that torch
+  implements (SGD, Momentum, Adagrad, Adam/AdamW/AMSGrad with bias correction). They come
+  first (see ``AdamlibOptimizer._step_fused``): nothing to compile, nothing to install.
+* **CPU: numba kernels** (``_fused_kernels``) for the rest (RMSProp, AdaMax, Adam without bias
+  correction). One ``@njit(parallel=True, cache=True, fastmath=False)`` kernel per algorithm.
+  A step hands it a table of raw data pointers (one row per parameter: theta, g and the state
+  tensors), so the parameters of one param group are stepped in ONE parallel region, split
+  into chunks of ``CHUNK`` elements that the threads share. Scalars that depend on a
+  parameter's own step count (bias corrections) come in a per-parameter table. The
   arithmetic is that of the per-tensor loop, in the same order and in the parameter's dtype;
   ``fastmath=False`` keeps IEEE semantics (no reassociation, no approximate sqrt/div).
   Kernels are compiled once per dtype and cached on disk (numba's ``cache=True``: beside this
   file in ``__pycache__``, or in the user's cache directory when that is not writable).
-* **Any device: torch's own fused kernels** (``torch._fused_adam_``, ``_fused_adamw_``,
-  ``_fused_sgd_``, ``_fused_adagrad_``) where adamlib's configuration is exactly one that torch
-  implements (SGD, Momentum, Adagrad, Adam/AdamW/AMSGrad with bias correction). They are
-  preferred on a CPU as well (see ``AdamlibOptimizer._step_fused``); numba takes the rest
-  (RMSProp, AdaMax, Adam without bias correction), and on CUDA the rest takes the
-  multi-tensor path.
+* **GPU: Triton kernels** (``_triton_kernels``) for the same rest, with the same pointer
+  tables (kept on the device) and the same arithmetic; one launch per param group and step.
+  Triton compiles a kernel once per dtype and caches it on disk (``~/.triton``). Without
+  Triton those configurations take the multi-tensor path.
 
-numba is optional: ``import adamlib`` works without it, and ``fused=True`` on a CPU parameter
-then raises an ImportError that says what to install.
+``run_numba`` and ``run_triton`` are the two launchers an optimizer's ``_fused_kernel`` calls,
+with the same arguments. numba and Triton are optional: ``import adamlib`` works without them,
+and ``fused=True`` on a CPU parameter without numba raises an ImportError that says what to
+install.
 """
 from __future__ import annotations
 
 import importlib.util
 import os
 import threading
+from collections import defaultdict
 
 import torch
 
 #: elements of one work item: threads share a step's parameters in pieces of this size
 CHUNK = 1 << 15
 
-#: dtypes the numba kernels handle (complex tensors go through their real view)
-NUMBA_DTYPES = (torch.float32, torch.float64, torch.complex64, torch.complex128)
+#: dtypes adamlib's kernels handle (complex tensors go through their real view)
+KERNEL_DTYPES = (torch.float32, torch.float64, torch.complex64, torch.complex128)
 
 INSTALL_HINT = "pip install numba"
 
@@ -167,16 +173,16 @@ TORCH_FUSED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float6
                       torch.complex64, torch.complex128)
 
 
-def numba_eligible(p: torch.Tensor, state: dict) -> bool:
-    """A CPU parameter whose tensors a kernel can treat as flat arrays of equal layout.
+def kernel_eligible(p: torch.Tensor, state: dict) -> bool:
+    """A parameter whose tensors adamlib's kernels can treat as flat arrays of equal layout.
 
     ``state``: the parameter's optimizer state (its tensors other than ``step`` are checked).
     Called for every parameter on every fused step, so it uses the cheapest attributes.
     """
     g = p.grad
     dtype = p.dtype
-    if not (dtype in NUMBA_DTYPES and g.dtype == dtype and g.is_cpu and p.is_contiguous()
-            and g.is_contiguous()):
+    if not (dtype in KERNEL_DTYPES and g.dtype == dtype and g.device == p.device
+            and p.is_contiguous() and g.is_contiguous()):
         return False
     for name, s in state.items():
         if name != "step" and isinstance(s, torch.Tensor) and not (s.is_contiguous() and s.dtype == dtype):
@@ -227,3 +233,90 @@ def lerp_weights(w: float, dtype: torch.dtype):
     """(w, 1 - w) as torch's lerp computes them in the tensor's dtype."""
     t = np_dtype(dtype)
     return t(w), t(1) - t(w)
+
+
+# ---- the two launchers an optimizer's _fused_kernel calls ---------------------------------
+
+
+def _scal_rows(scal_rows) -> list[tuple[float, ...]]:
+    return [tuple(map(float, s)) if isinstance(s, (list, tuple)) else (float(s),) for s in scal_rows]
+
+
+def run_numba(name: str, rows: list[list[torch.Tensor]], scal_rows, dtype: torch.dtype, *args) -> None:
+    """Step K CPU parameters with numba kernel ``name``.
+
+    ``rows``: per parameter, its streams (theta, g, state tensors); ``scal_rows``: per parameter,
+    its step-count-dependent scalars (a number or a tuple); ``args``: the kernel's other
+    scalars (``scalars`` / ``lerp_weights``, in ``dtype``) and flags.
+    """
+    ptrs, sizes = table(rows)
+    launch(getattr(kernels(), name), ptrs, sizes, per_param(_scal_rows(scal_rows), dtype),
+           proto(dtype), *args)
+
+
+def triton_available() -> bool:
+    """Whether Triton can be imported (checked without importing it)."""
+    return importlib.util.find_spec("triton") is not None
+
+
+_TRITON = None
+
+
+def triton_kernels():
+    """The Triton kernels (module ``adamlib.optim._triton_kernels``), imported on first use."""
+    global _TRITON
+    if _TRITON is None:
+        from . import _triton_kernels
+        _TRITON = _triton_kernels
+    return _TRITON
+
+
+#: device-side block tables, by (device, pointers, sizes): see ``triton_table``
+_TABLES: dict = {}
+_TABLES_MAX = 64
+
+
+def triton_table(rows: list[list[torch.Tensor]]):
+    """(ptrs[K, S], owner[B], start[B], sizes[K]) on the parameters' device, for B blocks.
+
+    Made once and cached by the pointers and sizes themselves (a tensor re-allocated at
+    another address gets a new table), so a step neither copies to the GPU nor waits for it.
+    """
+    import numpy as np
+    device = rows[0][0].device
+    key = (device, tuple(t.data_ptr() for row in rows for t in row),
+           tuple(real_numel(row[0]) for row in rows))
+    hit = _TABLES.get(key)
+    if hit is None:
+        block = triton_kernels().BLOCK
+        ptrs, sizes = table(rows)
+        counts = -(-sizes // block)
+        owner = np.repeat(np.arange(len(rows), dtype=np.int64), counts)
+        start = (np.arange(int(counts.sum()), dtype=np.int64)
+                 - np.repeat(np.cumsum(counts) - counts, counts)) * block
+        packed = torch.from_numpy(np.concatenate([ptrs.ravel(), owner, start, sizes])).to(device)
+        k, b = ptrs.size, owner.size
+        hit = (packed[:k].view(ptrs.shape), packed[k:k + b], packed[k + b:k + 2 * b], packed[k + 2 * b:])
+        if len(_TABLES) >= _TABLES_MAX:
+            _TABLES.clear()
+        _TABLES[key] = hit
+    return hit
+
+
+def run_triton(name: str, rows: list[list[torch.Tensor]], scal_rows, dtype: torch.dtype, *args) -> None:
+    """Step K parameters on their device with Triton kernel ``name``; arguments as ``run_numba``.
+
+    The per-parameter scalars are passed as kernel arguments, one launch per distinct value
+    (every parameter of a group is usually at the same step), so nothing is copied per step.
+    """
+    kernel = getattr(triton_kernels(), name)
+    by_scal = defaultdict(list)
+    for row, scal in zip(rows, _scal_rows(scal_rows)):
+        by_scal[scal].append(row)
+    args = [float(a) if not isinstance(a, (bool, int)) else a for a in args]
+    proto_tensor = torch.empty(0, dtype=real_dtype(dtype), device=rows[0][0].device)
+    for scal, bucket in by_scal.items():
+        ptrs, owner, start, sizes = triton_table(bucket)
+        if owner.numel():
+            kernel[(owner.numel(),)](ptrs, ptrs.shape[1], owner, start, sizes, proto_tensor,
+                                     *scal, *args, BLOCK=triton_kernels().BLOCK)

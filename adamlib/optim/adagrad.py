@@ -66,14 +66,11 @@ class Adagrad(AdamlibOptimizer):
             torch._foreach_add_(std, eps)
             torch._foreach_addcdiv_(theta, g, std, value=-lr)
 
-    def _fused_numba(self, group, params):
+    def _fused_kernel(self, group, params, run):
         lr, eps, wd, dtype = float(group["lr"]), group["eps"], group["weight_decay"], params[0].dtype
         self._advance_steps(params)
-        ptrs, sizes = _fused.table([[p, p.grad, self.state[p]["sum"]] for p in params])
-        _fused.launch(_fused.kernels().adagrad,
-            ptrs, sizes, _fused.per_param([0] * len(params), dtype), _fused.proto(dtype),
-            *_fused.scalars(dtype, -lr, eps, wd, -1.0 if group["maximize"] else 1.0),
-        )
+        run("adagrad", [[p, p.grad, self.state[p]["sum"]] for p in params], [0] * len(params), dtype,
+            *_fused.scalars(dtype, -lr, eps, wd, -1.0 if group["maximize"] else 1.0))
 
     @classmethod
     def _torch_fused_matches(cls, group):

@@ -113,20 +113,16 @@ class Adam(AdamlibOptimizer):
         state = self.state
         return [[p, p.grad, *map(state[p].__getitem__, names)] for p in params]
 
-    def _fused_numba(self, group, params):
+    def _fused_kernel(self, group, params, run):
         lr, (beta1, beta2), eps, wd = float(group["lr"]), group["betas"], group["eps"], group["weight_decay"]
         dtype = params[0].dtype
-        ts = self._advance_steps(params)
-        bcs = [self._bias_corrections(group, t) for t in ts]
-        ptrs, sizes = _fused.table(self._state_rows(group, params))
-        scal = _fused.per_param([[-lr / bc1, bc2**0.5] for bc1, bc2 in bcs], dtype)
+        bcs = [self._bias_corrections(group, t) for t in self._advance_steps(params)]
         w, one_minus_w = _fused.lerp_weights(1 - beta1, dtype)
-        _fused.launch(_fused.kernels().adam,
-            ptrs, sizes, scal, _fused.proto(dtype), w, one_minus_w, abs(float(w)) >= 0.5,
+        run("adam", self._state_rows(group, params), [(-lr / bc1, bc2**0.5) for bc1, bc2 in bcs], dtype,
+            w, one_minus_w, abs(float(w)) >= 0.5,
             *_fused.scalars(dtype, beta2, 1 - beta2, eps, wd, -1.0 if group["maximize"] else 1.0,
                             1 - lr * wd),
-            group["decoupled_weight_decay"], group["amsgrad"],
-        )
+            group["decoupled_weight_decay"], group["amsgrad"])
 
     @classmethod
     def _torch_fused_matches(cls, group):

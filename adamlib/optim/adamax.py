@@ -57,15 +57,11 @@ class AdaMax(AdamlibOptimizer):
             torch._foreach_maximum_(u, abs_g)
             torch._foreach_addcdiv_(theta, m, u, [-lr / (1 - beta1**t) for t in ts])
 
-    def _fused_numba(self, group, params):
+    def _fused_kernel(self, group, params, run):
         lr, (beta1, beta2), eps, wd = float(group["lr"]), group["betas"], group["eps"], group["weight_decay"]
         dtype = params[0].dtype
-        ts = self._advance_steps(params)
-        ptrs, sizes = _fused.table(
-            [[p, p.grad, self.state[p]["exp_avg"], self.state[p]["exp_inf"]] for p in params])
-        steps = _fused.per_param([-lr / (1 - beta1**t) for t in ts], dtype)
+        steps = [-lr / (1 - beta1**t) for t in self._advance_steps(params)]
         w, one_minus_w = _fused.lerp_weights(1 - beta1, dtype)
-        _fused.launch(_fused.kernels().adamax,
-            ptrs, sizes, steps, _fused.proto(dtype), w, one_minus_w, abs(float(w)) >= 0.5,
-            *_fused.scalars(dtype, beta2, eps, wd, -1.0 if group["maximize"] else 1.0),
-        )
+        run("adamax", [[p, p.grad, self.state[p]["exp_avg"], self.state[p]["exp_inf"]] for p in params],
+            steps, dtype, w, one_minus_w, abs(float(w)) >= 0.5,
+            *_fused.scalars(dtype, beta2, eps, wd, -1.0 if group["maximize"] else 1.0))

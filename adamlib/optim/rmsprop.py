@@ -87,14 +87,10 @@ class RMSProp(AdamlibOptimizer):
                 torch._foreach_add_(denom, eps)
             torch._foreach_addcdiv_(theta, g, denom, value=-lr)
 
-    def _fused_numba(self, group, params):
+    def _fused_kernel(self, group, params, run):
         lr, beta, eps, wd = float(group["lr"]), group["beta"], group["eps"], group["weight_decay"]
         dtype = params[0].dtype
-        ts = self._advance_steps(params)
-        bcs = [1 - beta**t if group["bias_correction"] else 1.0 for t in ts]
-        ptrs, sizes = _fused.table([[p, p.grad, self.state[p]["square_avg"]] for p in params])
-        _fused.launch(_fused.kernels().rmsprop,
-            ptrs, sizes, _fused.per_param(bcs, dtype), _fused.proto(dtype),
+        bcs = [1 - beta**t if group["bias_correction"] else 1.0 for t in self._advance_steps(params)]
+        run("rmsprop", [[p, p.grad, self.state[p]["square_avg"]] for p in params], bcs, dtype,
             *_fused.scalars(dtype, -lr, beta, 1 - beta, eps, wd, -1.0 if group["maximize"] else 1.0),
-            group["bias_correction"], group["eps_inside_sqrt"],
-        )
+            group["bias_correction"], group["eps_inside_sqrt"])

@@ -95,19 +95,16 @@ class SGD(AdamlibOptimizer):
             bufs.append(buf)
         return bufs, fresh
 
-    def _fused_numba(self, group, params):
+    def _fused_kernel(self, group, params, run):
         lr, mu, damp, wd = float(group["lr"]), group["momentum"], group["dampening"], group["weight_decay"]
         dtype = params[0].dtype
         if mu != 0:
             bufs, fresh = self._buffers(group, params)
         else:  # no buffer: the kernel gets theta in its place and never touches it
             bufs, fresh = params, [False] * len(params)
-        ptrs, sizes = _fused.table([[p, p.grad, b] for p, b in zip(params, bufs)])
         sign = -1.0 if group["maximize"] else 1.0
-        _fused.launch(_fused.kernels().sgd,
-            ptrs, sizes, _fused.per_param(fresh, dtype), _fused.proto(dtype),
-            *_fused.scalars(dtype, -lr, mu, 1 - damp, wd, sign), group["nesterov"], mu != 0,
-        )
+        run("sgd", [[p, p.grad, b] for p, b in zip(params, bufs)], fresh, dtype,
+            *_fused.scalars(dtype, -lr, mu, 1 - damp, wd, sign), group["nesterov"], mu != 0)
 
     @classmethod
     def _torch_fused_matches(cls, group):
@@ -186,16 +183,13 @@ class Momentum(AdamlibOptimizer):
                 for theta_i, m_i, t in zip(theta, m, ts):
                     theta_i.add_(m_i, alpha=-self._step_size(group, t))
 
-    def _fused_numba(self, group, params):
+    def _fused_kernel(self, group, params, run):
         beta, wd, dtype = group["beta"], group["weight_decay"], params[0].dtype
-        ts = self._advance_steps(params)
-        ptrs, sizes = _fused.table([[p, p.grad, self.state[p]["exp_avg"]] for p in params])
-        steps = _fused.per_param([-self._step_size(group, t) for t in ts], dtype)
+        steps = [-self._step_size(group, t) for t in self._advance_steps(params)]
         w, one_minus_w = _fused.lerp_weights(1 - beta, dtype)
-        _fused.launch(_fused.kernels().momentum,
-            ptrs, sizes, steps, _fused.proto(dtype), w, one_minus_w, abs(float(w)) >= 0.5,
-            *_fused.scalars(dtype, wd, -1.0 if group["maximize"] else 1.0),
-        )
+        run("momentum", [[p, p.grad, self.state[p]["exp_avg"]] for p in params], steps, dtype,
+            w, one_minus_w, abs(float(w)) >= 0.5,
+            *_fused.scalars(dtype, wd, -1.0 if group["maximize"] else 1.0))
 
     @classmethod
     def _torch_fused_matches(cls, group):
