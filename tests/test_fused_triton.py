@@ -3,8 +3,10 @@
 Triton's interpreter (``TRITON_INTERPRET=1``) runs the kernels' code on CPU tensors with numpy:
 the same pointer tables, block splits, masks, dtype casts and branches as on a GPU, though not
 the GPU's compiler. Every case of tests/optim_cases.py (torch's configurations too, forced
-onto Triton), float64 to 1e-12 relative and float32 to assert_close defaults. On a machine with
-a GPU these tests are skipped: tests/test_fused_cuda.py runs the compiled kernels there.
+onto Triton), float64 to 1e-12 relative and float32 to assert_close defaults. And the compiler
+half: every kernel is compiled ahead of time, without a GPU, to machine code for Hopper and
+Ampere GPUs. On a machine with a GPU these tests are skipped: tests/test_fused_cuda.py runs the
+compiled kernels there.
 """
 from __future__ import annotations
 
@@ -133,3 +135,51 @@ def test_block_table_is_cached_and_tracks_reallocation():
     assert _fused.triton_table([[a, a], [b, b]])[0] is ptrs
     c = torch.zeros(3000)
     assert _fused.triton_table([[c, c], [b, b]])[0][0, 0].item() == c.data_ptr()
+
+
+_COMPILE = r'''
+import inspect, json, sys
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from adamlib.optim import _triton_kernels as K
+
+out = {}
+for name in ("sgd", "momentum", "adagrad", "rmsprop", "adam", "adamax"):
+    for dt in ("fp32", "fp64"):
+        fn = getattr(K, name)
+        params = inspect.signature(fn.fn).parameters.values()
+        sig = {p.name: "*i64" if p.name in ("ptrs", "owner", "start", "sizes") else
+                       "i32" if p.name == "S" else "*" + dt if p.name == "proto" else
+                       "constexpr" if p.name == "BLOCK" else
+                       "fp64" if "float64" in str(p.annotation) else "i1" for p in params}
+        options = {k: v for k, v in K.LAUNCH.items() if k != "BLOCK"}
+        kernel = triton.compile(
+            ASTSource(fn=fn, signature=sig, constexprs={(list(sig).index("BLOCK"),): K.BLOCK}),
+            target=GPUTarget("cuda", int(sys.argv[1]), 32), options=options)
+        out[f"{name}-{dt}"] = dict(ptx=kernel.asm["ptx"], cubin=len(kernel.asm["cubin"]))
+print(json.dumps(out))
+'''
+
+
+@pytest.mark.parametrize("arch", [90, 80], ids=["sm90-hopper", "sm80-ampere"])
+def test_triton_kernels_compile_for_the_gpu(arch, tmp_path):
+    """Compiled ahead of time (no GPU needed) down to machine code for Hopper (H100, H200) and
+    Ampere (A100): the compiler checks what the interpreter does not (types across branches,
+    the int-to-pointer casts), and the float32 arithmetic is the IEEE one, without contraction."""
+    import json
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["TRITON_CACHE_DIR"] = str(tmp_path)  # compile for real, not from a cache
+    done = subprocess.run([sys.executable, "-c", _COMPILE, str(arch)], capture_output=True,
+                          text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    kernels = json.loads(done.stdout)
+    assert len(kernels) == 12 and all(k["cubin"] > 0 for k in kernels.values())
+    for name in ("adam-fp32", "rmsprop-fp32", "adagrad-fp32"):
+        ptx = kernels[name]["ptx"]
+        assert "sqrt.rn.f32" in ptx and "div.rn.f32" in ptx, name
+        assert "sqrt.approx" not in ptx and "div.full" not in ptx and "fma." not in ptx, name
+    assert "div.rn.f32" in kernels["adamax-fp32"]["ptx"]
+    assert "sqrt.rn.f64" in kernels["adam-fp64"]["ptx"] and "div.rn.f64" in kernels["adam-fp64"]["ptx"]

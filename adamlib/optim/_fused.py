@@ -319,4 +319,4 @@ def run_triton(name: str, rows: list[list[torch.Tensor]], scal_rows, dtype: torc
         ptrs, owner, start, sizes = triton_table(bucket)
         if owner.numel():
             kernel[(owner.numel(),)](ptrs, ptrs.shape[1], owner, start, sizes, proto_tensor,
-                                     *scal, *args, BLOCK=triton_kernels().BLOCK)
+                                     *scal, *args, **triton_kernels().LAUNCH)

@@ -21,8 +21,9 @@ same order, one program per block of ``BLOCK`` elements. Every kernel has the sa
   as 1 so that eps = 0 does not compute 0/0 there.
 
 float32 square roots and divisions are the IEEE-rounded ones (``sqrt_rn``, ``div_rn``; Triton's
-plain ``/`` and ``sqrt`` are approximate in float32), so the numbers match the per-tensor loop
-to the tests' tolerances; float64 ones are always IEEE-rounded.
+plain ``/`` and ``sqrt`` are approximate in float32; float64 ones are always IEEE-rounded), and
+no multiply-add is contracted (``LAUNCH``), so every operation is rounded as in the per-tensor
+loop; the tests hold them to it within their tolerances.
 
 ``TRITON_INTERPRET=1`` runs these kernels on CPU tensors with numpy: tests/test_fused_triton.py
 holds them to the per-tensor loop on a machine without a GPU.
@@ -32,8 +33,13 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-#: elements per program; 1024 float32 with 4 warps: 8 per thread, two 16-byte loads
+#: elements per program (1024 with 4 warps: 8 per thread)
 BLOCK = 1024
+
+#: launch options of every kernel. No FP fusion: Triton would otherwise contract a * b + c into
+#: one fused multiply-add (rounded once), and the per-tensor loop rounds twice; without it each
+#: operation is rounded as torch rounds it (memory-bound kernels lose nothing by it).
+LAUNCH = dict(BLOCK=BLOCK, num_warps=4, enable_fp_fusion=False)
 
 
 @triton.jit
