@@ -294,9 +294,15 @@ def triton_table(rows: list[list[torch.Tensor]]):
         owner = np.repeat(np.arange(len(rows), dtype=np.int64), counts)
         start = (np.arange(int(counts.sum()), dtype=np.int64)
                  - np.repeat(np.cumsum(counts) - counts, counts)) * block
-        packed = torch.from_numpy(np.concatenate([ptrs.ravel(), owner, start, sizes])).to(device)
-        k, b = ptrs.size, owner.size
-        hit = (packed[:k].view(ptrs.shape), packed[k:k + b], packed[k + b:k + 2 * b], packed[k + 2 * b:])
+        # one transfer; each part starts on a 16-byte boundary, so every table has the same
+        # alignment and Triton (which specialises a kernel on its pointers' alignment) compiles
+        # each kernel once
+        parts = [ptrs.ravel(), owner, start, sizes]
+        padded = [np.pad(a, (0, a.size % 2)) for a in parts]
+        packed = torch.from_numpy(np.concatenate(padded)).to(device)
+        offsets = np.cumsum([0] + [a.size for a in padded])
+        views = [packed[o:o + a.size] for o, a in zip(offsets, parts)]
+        hit = (views[0].view(ptrs.shape), *views[1:])
         if len(_TABLES) >= _TABLES_MAX:
             _TABLES.clear()
         _TABLES[key] = hit
