@@ -191,3 +191,30 @@ def test_block_tables_start_on_16_byte_boundaries():
         rows = [[torch.zeros(5000 + i)] * 3 for i in range(n_params)]
         for part in _fused.triton_table(rows):
             assert part.data_ptr() % 16 == 0
+
+
+@pytest.mark.parametrize("name,kwargs,expect", [
+    ("RMSProp", {}, "triton"),
+    ("AdaMax", {}, "triton"),
+    ("Adam", dict(bias_correction=False), "triton"),
+    ("Adam", {}, "torch"),
+    ("Momentum", {}, "torch"),
+    ("Momentum", dict(beta=0.0), "triton"),   # torch's SGD kernel skips momentum at 0
+    ("SGD", dict(momentum=0.9), "torch"),
+])
+@pytest.mark.parametrize("have_triton", [True, False], ids=["triton", "no-triton"])
+def test_which_kernel_a_gpu_parameter_gets(name, kwargs, expect, have_triton, monkeypatch):
+    """On a device other than the CPU ("meta" stands in for CUDA here): torch's kernel where
+    torch has one for the configuration, else adamlib's Triton kernel, else (no Triton) the
+    multi-tensor path. Only the choice is checked; nothing is computed."""
+    import adamlib
+    p = torch.zeros(10, device="meta", requires_grad=True)
+    p.grad = torch.zeros(10, device="meta")
+    opt = getattr(adamlib, name)([p], fused=True, **kwargs)
+    chosen = []
+    monkeypatch.setattr(_fused, "triton_available", lambda: have_triton)
+    monkeypatch.setattr(_fused, "run_triton", lambda kernel, *a: chosen.append("triton"))
+    monkeypatch.setattr(opt, "_fused_torch", lambda group, params: chosen.append("torch"))
+    monkeypatch.setattr(opt, "_step_foreach", lambda group, params: chosen.append("foreach"))
+    opt.step()
+    assert chosen == [expect if expect == "torch" or have_triton else "foreach"]
