@@ -187,19 +187,17 @@ class AdamlibOptimizer(Optimizer):
         own, torch_fused, per_tensor, foreach = defaultdict(list), defaultdict(list), [], []
         backend = self._fused_backend
         use_torch = backend in ("auto", "torch") and self._torch_fused_matches(group)
-        triton_gpu = backend in ("auto", "triton") and _fused.triton_available()
         state = self.state
         for p in params:
             on_cpu = p.is_cpu
             flat = _fused.kernel_eligible(p, state[p])
             if use_torch and (flat if on_cpu else p.dtype in _fused.TORCH_FUSED_DTYPES):
                 torch_fused[(p.device, p.dtype)].append(p)
-            elif flat and backend == "triton":
+            elif flat and (backend == "triton" or
+                           not on_cpu and backend == "auto" and _fused.triton_available()):
                 own[(_fused.run_triton, p.device, _fused.real_dtype(p.dtype))].append(p)
             elif flat and on_cpu and backend in ("auto", "numba"):
                 own[(_fused.run_numba, p.device, _fused.real_dtype(p.dtype))].append(p)
-            elif flat and triton_gpu:
-                own[(_fused.run_triton, p.device, _fused.real_dtype(p.dtype))].append(p)
             elif on_cpu:
                 per_tensor.append(p)
             else:

@@ -35,6 +35,7 @@ install.
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import threading
@@ -51,8 +52,9 @@ KERNEL_DTYPES = (torch.float32, torch.float64, torch.complex64, torch.complex128
 INSTALL_HINT = "pip install numba"
 
 
+@functools.cache
 def numba_available() -> bool:
-    """Whether numba can be imported (checked without importing it: that takes ~1 s)."""
+    """Whether numba can be imported (checked once, without importing it: that takes ~1 s)."""
     return importlib.util.find_spec("numba") is not None
 
 
@@ -254,8 +256,9 @@ def run_numba(name: str, rows: list[list[torch.Tensor]], scal_rows, dtype: torch
            proto(dtype), *args)
 
 
+@functools.cache
 def triton_available() -> bool:
-    """Whether Triton can be imported (checked without importing it)."""
+    """Whether Triton can be imported (checked once, without importing it)."""
     return importlib.util.find_spec("triton") is not None
 
 
