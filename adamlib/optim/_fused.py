@@ -192,6 +192,10 @@ def kernel_eligible(p: torch.Tensor, state: dict) -> bool:
     return True
 
 
+def _real_view(t: torch.Tensor) -> torch.Tensor:
+    return torch.view_as_real(t) if t.is_complex() else t
+
+
 def real_numel(p: torch.Tensor) -> int:
     return p.numel() * (2 if p.is_complex() else 1)
 
@@ -323,7 +327,7 @@ def run_triton(name: str, rows: list[list[torch.Tensor]], scal_rows, dtype: torc
     for row, scal in zip(rows, _scal_rows(scal_rows)):
         by_scal[scal].append(row)
     args = [float(a) if not isinstance(a, (bool, int)) else a for a in args]
-    proto_tensor = torch.empty(0, dtype=real_dtype(dtype), device=rows[0][0].device)
+    proto_tensor = _real_view(rows[0][0])  # only its dtype is read
     for scal, bucket in by_scal.items():
         ptrs, owner, start, sizes = triton_table(bucket)
         if owner.numel():
