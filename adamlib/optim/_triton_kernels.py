@@ -43,7 +43,7 @@ LAUNCH = dict(BLOCK=BLOCK, num_warps=4, enable_fp_fusion=False)
 
 
 @triton.jit
-def _block(ptrs, S, owner, start, sizes, BLOCK: tl.constexpr):
+def _block(owner, start, sizes, BLOCK: tl.constexpr):
     """(k, offsets, mask) of this program's block: parameter k, elements start .. start + BLOCK."""
     b = tl.program_id(0)
     k = tl.load(owner + b)
@@ -93,7 +93,7 @@ def sgd(ptrs, S, owner, start, sizes, proto, fresh: tl.float64, neg_lr: tl.float
         nesterov, momentum, BLOCK: tl.constexpr):
     """Streams theta, g, momentum_buffer (theta again when momentum is off). fresh: b_1 = g_1."""
     dt = proto.dtype.element_ty
-    k, offs, mask = _block(ptrs, S, owner, start, sizes, BLOCK)
+    k, offs, mask = _block(owner, start, sizes, BLOCK)
     th_p = _stream(ptrs, S, k, 0, dt) + offs
     th = tl.load(th_p, mask=mask)
     g = _grad(tl.load(_stream(ptrs, S, k, 1, dt) + offs, mask=mask), th, tl.cast(sign, dt), tl.cast(wd, dt))
@@ -117,7 +117,7 @@ def momentum(ptrs, S, owner, start, sizes, proto, step: tl.float64, w: tl.float6
              one_minus_w: tl.float64, big, wd: tl.float64, sign: tl.float64, BLOCK: tl.constexpr):
     """Streams theta, g, exp_avg. step: -lr / (1 - beta^t)."""
     dt = proto.dtype.element_ty
-    k, offs, mask = _block(ptrs, S, owner, start, sizes, BLOCK)
+    k, offs, mask = _block(owner, start, sizes, BLOCK)
     th_p = _stream(ptrs, S, k, 0, dt) + offs
     m_p = _stream(ptrs, S, k, 2, dt) + offs
     th = tl.load(th_p, mask=mask)
@@ -132,7 +132,7 @@ def adagrad(ptrs, S, owner, start, sizes, proto, unused: tl.float64, neg_lr: tl.
             eps: tl.float64, wd: tl.float64, sign: tl.float64, BLOCK: tl.constexpr):
     """Streams theta, g, sum."""
     dt = proto.dtype.element_ty
-    k, offs, mask = _block(ptrs, S, owner, start, sizes, BLOCK)
+    k, offs, mask = _block(owner, start, sizes, BLOCK)
     th_p = _stream(ptrs, S, k, 0, dt) + offs
     acc_p = _stream(ptrs, S, k, 2, dt) + offs
     th = tl.load(th_p, mask=mask)
@@ -148,7 +148,7 @@ def rmsprop(ptrs, S, owner, start, sizes, proto, bc: tl.float64, neg_lr: tl.floa
             sign: tl.float64, bias_correction, eps_inside_sqrt, BLOCK: tl.constexpr):
     """Streams theta, g, square_avg. bc: 1 - beta^t."""
     dt = proto.dtype.element_ty
-    k, offs, mask = _block(ptrs, S, owner, start, sizes, BLOCK)
+    k, offs, mask = _block(owner, start, sizes, BLOCK)
     th_p = _stream(ptrs, S, k, 0, dt) + offs
     v_p = _stream(ptrs, S, k, 2, dt) + offs
     th = tl.load(th_p, mask=mask)
@@ -172,7 +172,7 @@ def adam(ptrs, S, owner, start, sizes, proto, step: tl.float64, bc2_sqrt: tl.flo
          decay: tl.float64, decoupled, amsgrad, BLOCK: tl.constexpr):
     """Streams theta, g, exp_avg, exp_avg_sq[, max_exp_avg_sq]. step: -lr / bc1."""
     dt = proto.dtype.element_ty
-    k, offs, mask = _block(ptrs, S, owner, start, sizes, BLOCK)
+    k, offs, mask = _block(owner, start, sizes, BLOCK)
     th_p = _stream(ptrs, S, k, 0, dt) + offs
     m_p = _stream(ptrs, S, k, 2, dt) + offs
     v_p = _stream(ptrs, S, k, 3, dt) + offs
@@ -202,7 +202,7 @@ def adamax(ptrs, S, owner, start, sizes, proto, step: tl.float64, w1: tl.float64
            sign: tl.float64, BLOCK: tl.constexpr):
     """Streams theta, g, exp_avg, exp_inf. step: -lr / (1 - beta1^t)."""
     dt = proto.dtype.element_ty
-    k, offs, mask = _block(ptrs, S, owner, start, sizes, BLOCK)
+    k, offs, mask = _block(owner, start, sizes, BLOCK)
     th_p = _stream(ptrs, S, k, 0, dt) + offs
     m_p = _stream(ptrs, S, k, 2, dt) + offs
     u_p = _stream(ptrs, S, k, 3, dt) + offs
