@@ -12,6 +12,8 @@ with a one-line message naming the file and where to put it.
 """
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 
 import torch
@@ -138,6 +140,18 @@ def load_mnist1d(num_samples: int = 5000, seed: int = 42, split: str = "train", 
     if split not in ("train", "test"):
         raise ValueError(f"split={split!r} is not accepted: expected 'train' or 'test'")
     device, dtype = _check_device(device), _check_dtype(dtype)
+    raw = _mnist1d_raw(num_samples, seed)
+    X, y = (raw["x"], raw["y"]) if split == "train" else (raw["x_test"], raw["y_test"])
+    # torch.tensor copies: the cached arrays are never shared with a caller
+    return Dataset(torch.tensor(X, dtype=dtype, device=device),
+                   torch.tensor(y, dtype=torch.long, device=device), n_classes=10,
+                   name="mnist1d")
+
+
+@functools.lru_cache(maxsize=4)
+def _mnist1d_raw(num_samples: int, seed: int) -> dict:
+    """The generator's output, made once per process and size (about 2 s for 5000 signals):
+    the train and test splits, and every chapter cell that asks again, share it."""
     import warnings
 
     with warnings.catch_warnings():
@@ -147,11 +161,7 @@ def load_mnist1d(num_samples: int = 5000, seed: int = 42, split: str = "train", 
 
         args = get_dataset_args()
         args.num_samples, args.seed = num_samples, seed
-        raw = make_dataset(args)
-    X, y = (raw["x"], raw["y"]) if split == "train" else (raw["x_test"], raw["y_test"])
-    return Dataset(torch.as_tensor(X, dtype=dtype, device=device),
-                   torch.as_tensor(y, dtype=torch.long, device=device), n_classes=10,
-                   name="mnist1d")
+        return make_dataset(args)
 
 
 def make_sparse_bow(n_docs: int = 4000, vocab: int = 10_000, doc_length: float = 150.0,

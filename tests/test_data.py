@@ -198,3 +198,17 @@ def test_corrupt_file_fails_its_checksum(tmp_path, offline):
 def test_binarize():
     d = binarize(load_digits(standardize=False))
     assert set(d.X.unique().tolist()) == {0.0, 1.0} and d.name == "digits-binary"
+
+
+def test_mnist1d_is_generated_once_per_size_and_never_shared():
+    from adamlib import data
+    data._mnist1d_raw.cache_clear()
+    train = data.load_mnist1d(num_samples=200, seed=3)
+    test = data.load_mnist1d(num_samples=200, seed=3, split="test")
+    info = data._mnist1d_raw.cache_info()
+    assert (info.misses, info.hits) == (1, 1)       # the test split reused the generated set
+    before = train.X.clone()
+    train.X.add_(1.0)                                 # a caller's in-place change ...
+    again = data.load_mnist1d(num_samples=200, seed=3)
+    assert torch.equal(again.X, before)               # ... does not reach the cache
+    assert train.X.shape == (160, 40) and test.X.shape == (40, 40)
