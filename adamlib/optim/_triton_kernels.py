@@ -81,9 +81,9 @@ def _lerp(a, b, w, one_minus_w, big):
 @triton.jit
 def _grad(g, th, sign, wd):
     """g_t with maximize folded in, plus the L2 term when weight_decay is not 0."""
-    g = sign * g
+    g = tl.cast(sign, g.dtype) * g
     if wd != 0:
-        g = g + wd * th
+        g = g + tl.cast(wd, g.dtype) * th
     return g
 
 
@@ -96,7 +96,7 @@ def sgd(ptrs, S, owner, start, sizes, proto, fresh: tl.float64, neg_lr: tl.float
     k, offs, mask = _block(owner, start, sizes, BLOCK)
     th_p = _stream(ptrs, S, k, 0, dt) + offs
     th = tl.load(th_p, mask=mask)
-    g = _grad(tl.load(_stream(ptrs, S, k, 1, dt) + offs, mask=mask), th, tl.cast(sign, dt), tl.cast(wd, dt))
+    g = _grad(tl.load(_stream(ptrs, S, k, 1, dt) + offs, mask=mask), th, sign, wd)
     d = g
     if momentum:
         buf_p = _stream(ptrs, S, k, 2, dt) + offs
@@ -121,7 +121,7 @@ def momentum(ptrs, S, owner, start, sizes, proto, step: tl.float64, w: tl.float6
     th_p = _stream(ptrs, S, k, 0, dt) + offs
     m_p = _stream(ptrs, S, k, 2, dt) + offs
     th = tl.load(th_p, mask=mask)
-    g = _grad(tl.load(_stream(ptrs, S, k, 1, dt) + offs, mask=mask), th, tl.cast(sign, dt), tl.cast(wd, dt))
+    g = _grad(tl.load(_stream(ptrs, S, k, 1, dt) + offs, mask=mask), th, sign, wd)
     m = _lerp(tl.load(m_p, mask=mask), g, tl.cast(w, dt), tl.cast(one_minus_w, dt), big)
     tl.store(m_p, m, mask=mask)
     tl.store(th_p, th + tl.cast(step, dt) * m, mask=mask)
@@ -136,7 +136,7 @@ def adagrad(ptrs, S, owner, start, sizes, proto, unused: tl.float64, neg_lr: tl.
     th_p = _stream(ptrs, S, k, 0, dt) + offs
     acc_p = _stream(ptrs, S, k, 2, dt) + offs
     th = tl.load(th_p, mask=mask)
-    g = _grad(tl.load(_stream(ptrs, S, k, 1, dt) + offs, mask=mask), th, tl.cast(sign, dt), tl.cast(wd, dt))
+    g = _grad(tl.load(_stream(ptrs, S, k, 1, dt) + offs, mask=mask), th, sign, wd)
     a = tl.load(acc_p, mask=mask, other=1) + g * g
     tl.store(acc_p, a, mask=mask)
     tl.store(th_p, th + tl.cast(neg_lr, dt) * _div(g, _sqrt(a) + tl.cast(eps, dt)), mask=mask)
@@ -152,7 +152,7 @@ def rmsprop(ptrs, S, owner, start, sizes, proto, bc: tl.float64, neg_lr: tl.floa
     th_p = _stream(ptrs, S, k, 0, dt) + offs
     v_p = _stream(ptrs, S, k, 2, dt) + offs
     th = tl.load(th_p, mask=mask)
-    g = _grad(tl.load(_stream(ptrs, S, k, 1, dt) + offs, mask=mask), th, tl.cast(sign, dt), tl.cast(wd, dt))
+    g = _grad(tl.load(_stream(ptrs, S, k, 1, dt) + offs, mask=mask), th, sign, wd)
     v = tl.load(v_p, mask=mask, other=1) * tl.cast(beta, dt)
     v = v + tl.cast(one_minus_beta, dt) * g * g
     tl.store(v_p, v, mask=mask)
@@ -207,7 +207,7 @@ def adamax(ptrs, S, owner, start, sizes, proto, step: tl.float64, w1: tl.float64
     m_p = _stream(ptrs, S, k, 2, dt) + offs
     u_p = _stream(ptrs, S, k, 3, dt) + offs
     th = tl.load(th_p, mask=mask)
-    g = _grad(tl.load(_stream(ptrs, S, k, 1, dt) + offs, mask=mask), th, tl.cast(sign, dt), tl.cast(wd, dt))
+    g = _grad(tl.load(_stream(ptrs, S, k, 1, dt) + offs, mask=mask), th, sign, wd)
     m = _lerp(tl.load(m_p, mask=mask), g, tl.cast(w1, dt), tl.cast(one_minus_w1, dt), big1)
     tl.store(m_p, m, mask=mask)
     u = tl.maximum(tl.load(u_p, mask=mask, other=1) * tl.cast(beta2, dt), tl.abs(g) + tl.cast(eps, dt),
