@@ -83,11 +83,18 @@ def parse_size(spec: str) -> tuple[int, int]:
 
 
 def paths(algo: Algorithm, device: str) -> list[tuple[str, str, dict]]:
-    """(library, path, constructor kwargs) for every path of both libraries."""
+    """(library, path, constructor kwargs) for every path of both libraries.
+
+    On a GPU, where adamlib's fused path is torch's own kernel (``torch_fused``), adamlib's
+    Triton kernel for the same algorithm is timed too ("fused-triton"), so the two kernels
+    meet in one table. (A ``_fused_backend`` key is set on the optimizer, not passed to it.)
+    """
     out = [("adamlib", "per-tensor", dict(foreach=False, fused=False)),
            ("adamlib", "foreach", dict(foreach=True, fused=False))]
     if device != "cpu" or adamlib.optim._fused.numba_available():
         out.append(("adamlib", "fused", dict(fused=True)))
+    if device != "cpu" and algo.torch_fused and adamlib.optim._fused.triton_available():
+        out.append(("adamlib", "fused-triton", dict(fused=True, _fused_backend="triton")))
     out += [("torch", "for-loop", dict(foreach=False)), ("torch", "foreach", dict(foreach=True))]
     if algo.torch_fused:
         out.append(("torch", "fused", dict(fused=True)))
@@ -137,7 +144,10 @@ def bench_case(count: int, numel: int, algos, device: str, repeats: int, warmup:
             for p, g in zip(params, grads):
                 p.grad = g  # shared and read-only: every path reads the same gradient
             if library == "adamlib":
+                kw = dict(kw)
+                backend = kw.pop("_fused_backend", "auto")
                 opt = getattr(adamlib, algo.name)(params, **algo.kwargs, **kw)
+                opt._fused_backend = backend
             else:
                 opt = getattr(torch.optim, algo.torch_name)(params, **algo.torch_kwargs, **kw)
             runners.append((library, path, opt))
@@ -239,17 +249,20 @@ def run(sizes=None, large=False, device="cpu", repeats=15, warmup=3, algorithms=
 
 def table(result: dict) -> str:
     """A readable text table of a run."""
-    lines = [f"adamlib.bench on {result['machine'].get('cpu_model', '?')} "
-             f"({result['settings']['device']}, torch {result['machine']['torch']}, "
-             f"numba {result['machine'].get('numba')}); loadavg before: {result['loadavg_before']}"]
+    machine, device = result["machine"], result["settings"]["device"]
+    on_gpu = device.startswith("cuda")
+    compiler = f"triton {machine.get('triton')}" if on_gpu else f"numba {machine.get('numba')}"
+    lines = [f"adamlib.bench on {machine.get('gpu' if on_gpu else 'cpu_model', '?')} "
+             f"({device}, torch {machine['torch']}, {compiler}); "
+             f"loadavg before: {result['loadavg_before']}"]
     for case in result["cases"]:
         lines.append("")
         lines.append(f"{case['size']}: stream {case['stream_gbps']:.1f} GB/s, loadavg {case['loadavg']}")
-        lines.append(f"{'algorithm':<9} {'library':<8} {'path':<10} {'median ms':>9} {'min-max ms':>15} "
+        lines.append(f"{'algorithm':<9} {'library':<8} {'path':<12} {'median ms':>9} {'min-max ms':>15} "
                      f"{'x torch best':>12} {'GB/s':>6} {'% stream':>8}")
         for r in case["results"]:
             lines.append(
-                f"{r['algorithm']:<9} {r['library']:<8} {r['path']:<10} {r['median_ms']:9.2f} "
+                f"{r['algorithm']:<9} {r['library']:<8} {r['path']:<12} {r['median_ms']:9.2f} "
                 f"{r['min_ms']:7.2f}-{r['max_ms']:<7.2f} {r['ratio_vs_torch_best']:12.2f} "
                 f"{r['gbps']:6.1f} {100 * r['fraction_of_stream']:7.0f}%")
     lines.append(f"\nloadavg after: {result['loadavg_after']}")

@@ -51,3 +51,16 @@ def test_quick_run_schema(quick):
 def test_table_renders(quick):
     text = bench.table(quick)
     assert "x torch best" in text and "Adam" in text and "loadavg" in text
+
+
+def test_on_a_gpu_adamlibs_triton_kernel_meets_torchs_kernel(monkeypatch):
+    """Where torch has a kernel, a GPU table also times adamlib's Triton kernel for it."""
+    from adamlib.optim import _fused
+    monkeypatch.setattr(_fused, "triton_available", lambda: True)
+    adam, rmsprop = bench.ALGORITHM_BY_NAME["Adam"], bench.ALGORITHM_BY_NAME["RMSProp"]
+    gpu = {(lib, path): kw for lib, path, kw in bench.paths(adam, "cuda")}
+    assert gpu[("adamlib", "fused-triton")] == dict(fused=True, _fused_backend="triton")
+    assert ("adamlib", "fused") in gpu and ("torch", "fused") in gpu
+    # RMSProp's fused path already is the Triton kernel; a CPU table has no Triton rows
+    assert ("adamlib", "fused-triton") not in {(l, p) for l, p, _ in bench.paths(rmsprop, "cuda")}
+    assert all(p != "fused-triton" for _, p, _ in bench.paths(adam, "cpu"))
