@@ -31,9 +31,7 @@ def _scalar_dtype() -> torch.dtype:
     return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
 
 
-def real(t: torch.Tensor) -> torch.Tensor:
-    """Complex tensors are stepped as pairs of reals, as torch.optim does (C treated as R^2)."""
-    return torch.view_as_real(t) if t.is_complex() else t
+real = _fused.real  # complex tensors are stepped as pairs of reals
 
 
 #: On a CPU, below this mean tensor size (elements) the multi-tensor path is faster.

@@ -192,7 +192,8 @@ def kernel_eligible(p: torch.Tensor, state: dict) -> bool:
     return True
 
 
-def _real_view(t: torch.Tensor) -> torch.Tensor:
+def real(t: torch.Tensor) -> torch.Tensor:
+    """Complex tensors are stepped as pairs of reals, as torch.optim does (C treated as R^2)."""
     return torch.view_as_real(t) if t.is_complex() else t
 
 
@@ -327,7 +328,7 @@ def run_triton(name: str, rows: list[list[torch.Tensor]], scal_rows, dtype: torc
     for row, scal in zip(rows, _scal_rows(scal_rows)):
         by_scal[scal].append(row)
     args = [float(a) if not isinstance(a, (bool, int)) else a for a in args]
-    proto_tensor = _real_view(rows[0][0])  # only its dtype is read
+    proto_tensor = real(rows[0][0])  # only its dtype is read
     for scal, bucket in by_scal.items():
         ptrs, owner, start, sizes = triton_table(bucket)
         if owner.numel():
