@@ -4,6 +4,8 @@
     python3 tasks.py build             set up .venv and build the book strictly into _build/html
     python3 tasks.py test              set up .venv, build the book, run every test
     python3 tasks.py refresh [NB ...]  re-execute notebooks and store their outputs (default: all)
+    python3 tasks.py check NB [...]    run nbval on these notebooks only, perturbed as `test` does
+                                       (pytest options may follow, e.g. -n 1)
 
 `build` and `test` are the README's two commands; `.ci/run` calls `test`.
 The set-up step creates `.venv` and installs requirements.txt into it, and repeats the
@@ -25,6 +27,24 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
 STAMP = VENV / ".requirements.sha256"
 SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
+
+# The test command runs under a perturbed numerical environment, against outputs that
+# `refresh` stores without it: a printed digit that depends on the machine then fails here,
+# on the developer's machine, not on a reader's. Each setting changes the low-order bits of
+# float sums and products on a machine that has the default (tools/perturbation_probe.py
+# shows which, and `test` prints it first):
+PERTURBED = {
+    # One thread instead of one per core: a parallel reduction is split differently.
+    "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+    # torch's generic kernels instead of AVX-512/AVX2 ones (another vector width, no FMA).
+    "ATEN_CPU_CAPABILITY": "default",
+    # MKL's reproducible code path: torch's float32/float64 matmul sums in another order.
+    "MKL_CBWR": "COMPATIBLE",
+    # NumPy's OpenBLAS with the AVX kernels of Sandy Bridge, not this CPU's own.
+    "OPENBLAS_CORETYPE": "Sandybridge",
+}
+# Experiments computed under the perturbation are cached apart from the book's own.
+PERTURBED_CACHE = ROOT / ".adamlib_cache" / "perturbed"
 
 
 def run(*cmd: str | Path, env: dict | None = None) -> None:
@@ -76,19 +96,39 @@ def build(stored_outputs: bool = False) -> None:
     print(f"book built in {time.perf_counter() - t0:.0f} s: open {ROOT / '_build/html/index.html'}", flush=True)
 
 
+def perturbed_env() -> dict:
+    env = dict(os.environ, **PERTURBED, ADAMLIB_CACHE=str(PERTURBED_CACHE))
+    return env
+
+
+def pytest(*args: str | Path) -> None:
+    """pytest with nbval, in the perturbed environment, two workers (the CI machine's cores)."""
+    # `loadfile` keeps each notebook's cells together in one worker, so they run in order in
+    # one kernel as nbval requires.
+    workers = [] if any(str(a).startswith("-n") for a in args) else ["-n", "2"]
+    print("perturbed: " + " ".join(f"{k}={v}" for k, v in PERTURBED.items()), flush=True)
+    run(
+        PY, "-m", "pytest", *workers, "--dist", "loadfile",
+        "--nbval", "--nbval-current-env", "--nbval-sanitize-with", SANITIZE,
+        *args, env=perturbed_env(),
+    )
+
+
 def test(extra: list[str]) -> None:
     """Build the book (the browser tests read it), then run unit tests, nbval and browser tests."""
     build(stored_outputs=True)
     t0 = time.perf_counter()
-    # Two workers (the CI machine has two cores); `loadfile` keeps each notebook's cells
-    # together in one worker, so they run in order in one kernel as nbval requires.
-    workers = [] if any(a.startswith("-n") for a in extra) else ["-n", "2"]
-    run(
-        PY, "-m", "pytest", "tests", "chapters", *workers, "--dist", "loadfile",
-        "--nbval", "--nbval-current-env", "--nbval-sanitize-with", SANITIZE,
-        *extra,
-    )
+    run(PY, ROOT / "tools" / "perturbation_probe.py")
+    pytest("tests", "chapters", *extra)
     print(f"tests passed in {time.perf_counter() - t0:.0f} s", flush=True)
+
+
+def check(notebooks: list[str]) -> None:
+    """nbval on the named notebooks only, perturbed as in `test` (no build)."""
+    setup()
+    if not notebooks:
+        sys.exit("tasks.py check: name the notebooks to check, e.g. chapters/06_adam_algorithm.ipynb")
+    pytest(*notebooks)
 
 
 def refresh(notebooks: list[str]) -> None:
@@ -109,10 +149,12 @@ def main(argv: list[str]) -> None:
         test(rest)
     elif command == "refresh":
         refresh(rest)
+    elif command == "check":
+        check(rest)
     elif command == "setup":
         setup()
     else:
-        sys.exit(f"tasks.py: unknown command {command!r}; expected one of: build, test, refresh, setup")
+        sys.exit(f"tasks.py: unknown command {command!r}; expected one of: build, test, refresh, check, setup")
 
 
 if __name__ == "__main__":
