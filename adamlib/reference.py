@@ -35,6 +35,7 @@ __all__ = [
     "momentum",
     "adagrad",
     "rmsprop",
+    "rmsprop_graves",
     "adam",
     "adam_efficient",
     "adamax",
@@ -144,24 +145,30 @@ def momentum(
     return _run(grad, theta0, steps, update, bounds, ("m", "m_hat"))
 
 
-def adagrad(grad: Grad, theta0, steps: int, alpha: Schedule = 1e-2, eps: float = 1e-10, bounds=None) -> Trace:
+def adagrad(
+    grad: Grad, theta0, steps: int, alpha: Schedule = 1e-2, eps: float = 1e-10, lr_decay: float = 0.0,
+    bounds=None,
+) -> Trace:
     """Duchi et al. (2011), diagonal form, eps outside the root as in torch.optim.Adagrad.
 
-    G_t = G_{t-1} + g_t^2;  theta_t = theta_{t-1} - alpha g_t / (sqrt(G_t) + eps).
+    G_t = G_{t-1} + g_t^2;  theta_t = theta_{t-1} - alpha_t g_t / (sqrt(G_t) + eps),
+    alpha_t = alpha / (1 + (t - 1) lr_decay)   (torch's ``lr_decay``; 0 in Duchi et al.)
     """
     alpha_t = _as_schedule(alpha, "alpha")
 
     def update(state, g, t, theta):
         G = state.get("G", 0.0) + g * g
         state["G"] = G
-        return theta - alpha_t(t) * g / (np.sqrt(G) + eps), {"G": G}
+        rate = alpha_t(t) / (1 + (t - 1) * lr_decay)
+        return theta - rate * g / (np.sqrt(G) + eps), {"G": G}
 
     return _run(grad, theta0, steps, update, bounds, ("G",))
 
 
 def rmsprop(
     grad: Grad, theta0, steps: int, alpha: Schedule = 1e-2, beta: float = 0.99, eps: float = 1e-8,
-    bias_correction: bool = True, eps_inside_sqrt: bool = True, bounds=None,
+    bias_correction: bool = True, eps_inside_sqrt: bool = True, centered: bool = False,
+    momentum: float = 0.0, bounds=None,
 ) -> Trace:
     """RMSProp. The defaults are the talk's slide; Hinton's lecture 6e and torch.optim.RMSprop use
     ``bias_correction=False, eps_inside_sqrt=False``.
@@ -169,17 +176,65 @@ def rmsprop(
     v_t = beta v_{t-1} + (1 - beta) g_t^2;  v_hat_t = v_t / (1 - beta^t)
     theta_t = theta_{t-1} - alpha g_t / sqrt(v_hat_t + eps)      (slide)
     theta_t = theta_{t-1} - alpha g_t / (sqrt(v_t) + eps)        (torch)
+
+    ``centered=True`` (Graves, 2013) also averages the gradient, m_t = beta m_{t-1} + (1 - beta) g_t,
+    and puts the variance estimate s_t = v_t - m_t^2 under the root in place of v_t (not with
+    ``bias_correction``: the corrected s_1 = g_1^2 - g_1^2 is 0, so the first step is g_1 / eps).
+    ``momentum = mu > 0`` accumulates the scaled steps: b_t = mu b_{t-1} + g_t / denom_t,
+    theta_t = theta_{t-1} - alpha b_t (torch's form; :func:`rmsprop_graves` is Graves's own).
     """
+    if centered and bias_correction:
+        raise ValueError("invalid centered = True with bias_correction = True; expected at most one of them")
     alpha_t = _as_schedule(alpha, "alpha")
 
     def update(state, g, t, theta):
         v = beta * state.get("v", 0.0) + (1 - beta) * g * g
         state["v"] = v
         v_hat = v / (1 - beta**t) if bias_correction else v
-        denom = np.sqrt(v_hat + eps) if eps_inside_sqrt else np.sqrt(v_hat) + eps
-        return theta - alpha_t(t) * g / denom, {"v": v, "v_hat": v_hat}
+        record = {"v": v, "v_hat": v_hat}
+        s = v_hat
+        if centered:
+            m = beta * state.get("m", 0.0) + (1 - beta) * g
+            state["m"] = m
+            s = v - m**2
+            record["m"] = m
+        denom = np.sqrt(s + eps) if eps_inside_sqrt else np.sqrt(s) + eps
+        step = g / denom
+        if momentum > 0:
+            step = momentum * state.get("b", 0.0) + step
+            state["b"] = step
+            record["b"] = step
+        return theta - alpha_t(t) * step, record
 
-    return _run(grad, theta0, steps, update, bounds, ("v", "v_hat"))
+    names = ("v", "v_hat") + (("m",) if centered else ()) + (("b",) if momentum > 0 else ())
+    return _run(grad, theta0, steps, update, bounds, names)
+
+
+def rmsprop_graves(
+    grad: Grad, theta0, steps: int, learning_rate: float = 1e-4, aleph: float = 0.95,
+    beth: float = 0.9, k: float = 1e-4, bounds=None,
+) -> Trace:
+    """Graves (2013), "Generating sequences with recurrent neural networks", eqs. (38)-(41),
+    in his notation (gimel = ``learning_rate``), with his defaults:
+
+    n_i = aleph n_i + (1 - aleph) e_i^2
+    g_i = aleph g_i + (1 - aleph) e_i
+    Delta_i = beth Delta_i - gimel e_i / sqrt(n_i - g_i^2 + k)
+    w_i = w_i + Delta_i
+
+    (e_i is the gradient.) With a constant rate Delta_t = -gimel b_t, so this is
+    ``rmsprop(alpha=gimel, beta=aleph, eps=k, bias_correction=False, eps_inside_sqrt=True,
+    centered=True, momentum=beth)``.
+    """
+
+    def update(state, e, t, w):
+        n = aleph * state.get("n", 0.0) + (1 - aleph) * e * e
+        g = aleph * state.get("g", 0.0) + (1 - aleph) * e
+        delta = beth * state.get("delta", 0.0) - learning_rate * e / np.sqrt(n - g * g + k)
+        state.update(n=n, g=g, delta=delta)
+        return w + delta, {"n": n, "g_avg": g, "Delta": delta}
+
+    return _run(grad, theta0, steps, update, bounds, ("n", "g_avg", "Delta"))
 
 
 # --------------------------------------------------------------------------------------

@@ -120,7 +120,21 @@ CASES = [
          dict(lr=0.05, eps=1e-6, initial_accumulator_value=0.1, weight_decay=1e-2, maximize=True),
          "Adagrad", dict(lr=0.05, eps=1e-6, initial_accumulator_value=0.1, weight_decay=1e-2,
                          maximize=True)),
+    Case("adagrad_lr_decay", "Adagrad", dict(lr=0.1, lr_decay=0.5, weight_decay=1e-2),
+         "Adagrad", dict(lr=0.1, lr_decay=0.5, weight_decay=1e-2)),
     Case("rmsprop", "RMSProp", dict(lr=1e-3), "RMSprop", dict(lr=1e-3)),
+    Case("rmsprop_centered", "RMSProp", dict(lr=1e-3, beta=0.9, centered=True),
+         "RMSprop", dict(lr=1e-3, alpha=0.9, centered=True)),
+    Case("rmsprop_momentum", "RMSProp", dict(lr=1e-3, momentum=0.9),
+         "RMSprop", dict(lr=1e-3, momentum=0.9)),
+    # Graves (2013)'s setting, with torch's eps outside the root, plus L2 and maximize. The L2
+    # weight is small on purpose: where lambda theta dominates a coordinate's gradient (scales go
+    # down to 1e-4) the centred variance v - m^2 cancels, and a 1-ulp difference between two
+    # code paths grows past float32's tolerance (lambda = 1e-2 gives 2e-6 relative in 200 steps).
+    Case("rmsprop_centered_momentum_wd_maximize", "RMSProp",
+         dict(lr=1e-4, beta=0.95, eps=1e-4, centered=True, momentum=0.9, weight_decay=1e-4, maximize=True),
+         "RMSprop", dict(lr=1e-4, alpha=0.95, eps=1e-4, centered=True, momentum=0.9, weight_decay=1e-4,
+                         maximize=True)),
     Case("rmsprop_beta_wd_maximize", "RMSProp",
          dict(lr=1e-3, beta=0.9, eps=1e-6, weight_decay=1e-2, maximize=True),
          "RMSprop", dict(lr=1e-3, alpha=0.9, eps=1e-6, weight_decay=1e-2, maximize=True)),

@@ -66,6 +66,11 @@ def _cases():
     add("SGD", dict(dampening=-0.1), "dampening", -0.1)
     add("SGD", dict(nesterov="yes", momentum=0.9), "nesterov", "yes")
     add("Adagrad", dict(initial_accumulator_value=-1.0), "initial_accumulator_value", -1.0)
+    add("Adagrad", dict(lr_decay=-0.5), "lr_decay", -0.5)
+    add("Adagrad", dict(lr_decay=NAN), "lr_decay", NAN)
+    add("RMSProp", dict(momentum=-1.0), "momentum", -1.0)
+    add("RMSProp", dict(momentum=1.0), "momentum", 1.0)
+    add("RMSProp", dict(centered="yes"), "centered", "yes")
     return out
 
 
@@ -78,6 +83,12 @@ def test_bad_hyper_parameter(cls, kwargs, name, value):
     msg = str(info.value)
     assert "expected" in msg, msg  # ... and says what is accepted
     assert cls in msg or "Adam" in msg, msg  # ... and which optimizer complained
+
+
+def test_rmsprop_centered_with_bias_correction_is_refused():
+    with pytest.raises(ValueError, match=r"centered = True with bias_correction = True") as info:
+        adamlib.RMSProp([torch.zeros(2, requires_grad=True)], centered=True, bias_correction=True)
+    assert "expected" in str(info.value)
 
 
 @pytest.mark.parametrize("kwargs, words", [

@@ -79,6 +79,9 @@ def _other_settings():
         ("Momentum", dict(lr=0.05, beta=0.3, weight_decay=1e-2)),      # lerp weight >= 0.5
         ("RMSProp", dict(lr=1e-3, bias_correction=True, eps_inside_sqrt=True)),
         ("RMSProp", dict(lr=1e-3, eps_inside_sqrt=True, maximize=True)),
+        ("RMSProp", dict(lr=1e-3, beta=0.3, centered=True, eps_inside_sqrt=True)),   # lerp weight >= 0.5
+        ("RMSProp", dict(lr=1e-4, beta=0.95, eps=1e-4, centered=True, momentum=0.9, eps_inside_sqrt=True)),
+        ("RMSProp", dict(lr=1e-3, momentum=0.5, bias_correction=True, weight_decay=1e-2)),
         ("Adam", dict(lr=1e-2, bias_correction=False)),
         ("Adam", dict(lr=1e-2, bias_correction=False, amsgrad=True, weight_decay=1e-2)),
         ("AdaMax", dict(eps=0.0, lr=1e-2)),

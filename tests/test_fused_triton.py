@@ -96,12 +96,13 @@ def test_triton_fused_matches_per_tensor(case, dtype, launches):
 
 @pytest.mark.parametrize("name,kwargs,kernel", [
     ("RMSProp", dict(lr=1e-3, bias_correction=True, eps_inside_sqrt=True, maximize=True), "rmsprop"),
+    ("RMSProp", dict(lr=1e-3, beta=0.3, centered=True, momentum=0.9, eps_inside_sqrt=True), "rmsprop"),
     ("Adam", dict(lr=1e-2, bias_correction=False, amsgrad=True, weight_decay=1e-2), "adam"),
     ("AdamW", dict(lr=1e-2, weight_decay=0.1), "adam"),
     ("AdaMax", dict(eps=0.0, lr=1e-2, weight_decay=1e-3), "adamax"),
     ("Momentum", dict(lr=0.05, beta=0.3, weight_decay=1e-2), "momentum"),   # lerp weight >= 0.5
     ("SGD", dict(lr=1e-2, momentum=0.9, dampening=0.3, weight_decay=1e-3), "sgd"),
-    ("Adagrad", dict(lr=0.1, weight_decay=1e-3), "adagrad"),
+    ("Adagrad", dict(lr=0.1, weight_decay=1e-3, lr_decay=0.3), "adagrad"),
 ])
 def test_complex_and_large_params_cross_block_edges(name, kwargs, kernel, launches):
     """A complex parameter (stepped as reals) and one of 2.5 blocks, so masks and owners matter."""

@@ -164,6 +164,51 @@ def test_rmsprop_default_is_torch_form(foreach):
     assert np.abs(slide.theta - ref.theta).max() > 1e-3  # the two conventions are far apart
 
 
+RMSPROP_VARIANTS = [
+    pytest.param(dict(centered=True, bias_correction=False, eps_inside_sqrt=False), id="centered"),
+    pytest.param(dict(momentum=0.9, bias_correction=False, eps_inside_sqrt=False), id="momentum"),
+    pytest.param(dict(centered=True, momentum=0.5, beta=0.9, bias_correction=False, eps_inside_sqrt=True),
+                 id="centered_momentum_eps_inside"),
+    pytest.param(dict(momentum=0.5, bias_correction=True, eps_inside_sqrt=True), id="momentum_slide"),
+]
+
+
+@pytest.mark.parametrize("kwargs", RMSPROP_VARIANTS)
+@pytest.mark.parametrize("foreach", PATHS)
+def test_rmsprop_centered_and_momentum(foreach, kwargs):
+    ref = R.rmsprop(noisy_quadratic, THETA0, STEPS, **kwargs)
+    theta, opt, p = run_adamlib(lambda ps, **k: adamlib.RMSProp(ps, **kwargs, **k), foreach=foreach)
+    assert_traj(theta, ref.theta)
+    state = opt.state[p]
+    if kwargs.get("centered"):
+        assert_traj(state["grad_avg"].numpy(), ref.m[-1])
+    if kwargs.get("momentum"):
+        assert_traj(state["momentum_buffer"].numpy(), ref.b[-1])
+    plain = R.rmsprop(noisy_quadratic, THETA0, STEPS, **{**kwargs, "centered": False, "momentum": 0.0})
+    assert np.abs(plain.theta - ref.theta).max() > 1e-4  # the options do change the run
+
+
+def test_graves_box_is_centered_rmsprop_with_momentum():
+    """Graves (2013) eqs. 38-41, in his notation, is adamlib's RMSProp with his four numbers."""
+    graves = R.rmsprop_graves(noisy_quadratic, THETA0, STEPS)
+    ours = R.rmsprop(noisy_quadratic, THETA0, STEPS, alpha=1e-4, beta=0.95, eps=1e-4, bias_correction=False,
+                     eps_inside_sqrt=True, centered=True, momentum=0.9)
+    assert_traj(ours.theta, graves.theta)
+    assert_traj(-1e-4 * ours.b, graves.Delta)  # Delta_t = -gimel b_t
+    theta, _, _ = run_adamlib(lambda ps, **k: adamlib.RMSProp(
+        ps, lr=1e-4, beta=0.95, eps=1e-4, eps_inside_sqrt=True, centered=True, momentum=0.9, **k))
+    assert_traj(theta, graves.theta)
+
+
+@pytest.mark.parametrize("foreach", PATHS)
+def test_adagrad_lr_decay(foreach):
+    ref = R.adagrad(noisy_quadratic, THETA0, STEPS, alpha=0.1, lr_decay=0.5)
+    theta, _, _ = run_adamlib(lambda ps, **k: adamlib.Adagrad(ps, lr=0.1, lr_decay=0.5, **k), foreach=foreach)
+    assert_traj(theta, ref.theta)
+    schedule = R.adagrad(noisy_quadratic, THETA0, STEPS, alpha=lambda t: 0.1 / (1 + (t - 1) * 0.5))
+    assert_traj(schedule.theta, ref.theta)  # lr_decay is the schedule alpha_t = alpha / (1 + (t - 1) d)
+
+
 @pytest.mark.parametrize("bias_correction", [True, False], ids=["bias_corrected", "raw"])
 @pytest.mark.parametrize("foreach", PATHS)
 def test_momentum(foreach, bias_correction):

@@ -234,10 +234,11 @@ def test_constructor_defaults_are_the_design_table():
                             foreach=None, fused=None)
     assert d("Momentum") == dict(lr=1e-2, beta=0.9, bias_correction=True, weight_decay=0, maximize=False,
                                  foreach=None, fused=None)
-    assert d("Adagrad") == dict(lr=1e-2, eps=1e-10, initial_accumulator_value=0, weight_decay=0, maximize=False,
-                                foreach=None, fused=None)
+    assert d("Adagrad") == dict(lr=1e-2, lr_decay=0, eps=1e-10, initial_accumulator_value=0, weight_decay=0,
+                                maximize=False, foreach=None, fused=None)
     assert d("RMSProp") == dict(lr=1e-2, beta=0.99, eps=1e-8, bias_correction=False, eps_inside_sqrt=False,
-                                weight_decay=0, maximize=False, foreach=None, fused=None)
+                                weight_decay=0, maximize=False, centered=False, momentum=0, foreach=None,
+                                fused=None)
     adam = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, bias_correction=True,
                 decoupled_weight_decay=False, maximize=False, foreach=None, fused=None)
     assert d("Adam") == adam

@@ -14,7 +14,8 @@ FIRST, SECOND = 10, 10  # steps before and after the checkpoint (the first half 
 
 INTEROP = [CASE_BY_ID[i] for i in (
     "adam", "adam_l2", "adam_amsgrad", "adam_decoupled", "adamw", "amsgrad", "sgd_momentum",
-    "sgd_nesterov", "adagrad", "adagrad_wd_init_maximize", "rmsprop", "rmsprop_beta_wd_maximize",
+    "sgd_nesterov", "adagrad", "adagrad_wd_init_maximize", "adagrad_lr_decay", "rmsprop",
+    "rmsprop_beta_wd_maximize", "rmsprop_centered", "rmsprop_momentum", "rmsprop_centered_momentum_wd_maximize",
     "adamax", "adamax_wd_maximize",
 )]
 

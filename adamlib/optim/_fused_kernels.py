@@ -125,8 +125,8 @@ def momentum(ptrs, sizes, scal, proto, w, one_minus_w, big, wd, sign):
 
 
 @njit(cache=True, parallel=True, fastmath=False)
-def adagrad(ptrs, sizes, scal, proto, neg_lr, eps, wd, sign):
-    """Streams theta, g, sum."""
+def adagrad(ptrs, sizes, scal, proto, eps, wd, sign):
+    """Streams theta, g, sum. scal: [-lr / (1 + (t - 1) lr_decay)]."""
     owner, start = _chunks(sizes)
     one = proto.dtype.type(1)
     for c in prange(owner.shape[0]):
@@ -136,6 +136,7 @@ def adagrad(ptrs, sizes, scal, proto, neg_lr, eps, wd, sign):
         th = _view(ptrs, k, 0, s, n, proto)
         g = _view(ptrs, k, 1, s, n, proto)
         acc = _view(ptrs, k, 2, s, n, proto)
+        neg_lr = scal[k, 0]
         for i in range(n):
             gi = sign * g[i]
             if wd != 0:
@@ -146,9 +147,10 @@ def adagrad(ptrs, sizes, scal, proto, neg_lr, eps, wd, sign):
 
 
 @njit(cache=True, parallel=True, fastmath=False)
-def rmsprop(ptrs, sizes, scal, proto, neg_lr, beta, one_minus_beta, eps, wd, sign,
-            bias_correction, eps_inside_sqrt):
-    """Streams theta, g, square_avg. scal: [1 - beta^t]."""
+def rmsprop(ptrs, sizes, scal, proto, neg_lr, beta, one_minus_beta, eps, wd, sign, mu, w, one_minus_w,
+            big, bias_correction, eps_inside_sqrt, centered, momentum):
+    """Streams theta, g, square_avg, grad_avg, momentum_buffer (an absent one is square_avg
+    again, never touched). scal: [1 - beta^t]."""
     owner, start = _chunks(sizes)
     for c in prange(owner.shape[0]):
         k = owner[c]
@@ -157,6 +159,8 @@ def rmsprop(ptrs, sizes, scal, proto, neg_lr, beta, one_minus_beta, eps, wd, sig
         th = _view(ptrs, k, 0, s, n, proto)
         g = _view(ptrs, k, 1, s, n, proto)
         v = _view(ptrs, k, 2, s, n, proto)
+        m = _view(ptrs, k, 3, s, n, proto)
+        b = _view(ptrs, k, 4, s, n, proto)
         bc = scal[k, 0]
         for i in range(n):
             gi = sign * g[i]
@@ -166,8 +170,17 @@ def rmsprop(ptrs, sizes, scal, proto, neg_lr, beta, one_minus_beta, eps, wd, sig
             vi = vi + one_minus_beta * gi * gi
             v[i] = vi
             vh = vi / bc if bias_correction else vi
+            if centered:
+                mi = _lerp(m[i], gi, w, one_minus_w, big)
+                m[i] = mi
+                vh = vi - mi * mi                       # s_t = v_t - m_t^2 (never bias-corrected)
             denom = math.sqrt(vh + eps) if eps_inside_sqrt else math.sqrt(vh) + eps
-            th[i] = th[i] + neg_lr * (gi / denom)
+            if momentum:
+                bi = b[i] * mu + gi / denom             # b_t = mu b + g / denom
+                b[i] = bi
+                th[i] = th[i] + neg_lr * bi
+            else:
+                th[i] = th[i] + neg_lr * (gi / denom)
 
 
 @njit(cache=True, parallel=True, fastmath=False)

@@ -128,9 +128,9 @@ def momentum(ptrs, S, owner, start, sizes, proto, step: tl.float64, w: tl.float6
 
 
 @triton.jit
-def adagrad(ptrs, S, owner, start, sizes, proto, unused: tl.float64, neg_lr: tl.float64,
-            eps: tl.float64, wd: tl.float64, sign: tl.float64, BLOCK: tl.constexpr):
-    """Streams theta, g, sum."""
+def adagrad(ptrs, S, owner, start, sizes, proto, neg_lr: tl.float64, eps: tl.float64,
+            wd: tl.float64, sign: tl.float64, BLOCK: tl.constexpr):
+    """Streams theta, g, sum. neg_lr: -lr / (1 + (t - 1) lr_decay)."""
     dt = proto.dtype.element_ty
     k, offs, mask = _block(owner, start, sizes, BLOCK)
     th_p = _stream(ptrs, S, k, 0, dt) + offs
@@ -145,8 +145,10 @@ def adagrad(ptrs, S, owner, start, sizes, proto, unused: tl.float64, neg_lr: tl.
 @triton.jit
 def rmsprop(ptrs, S, owner, start, sizes, proto, bc: tl.float64, neg_lr: tl.float64,
             beta: tl.float64, one_minus_beta: tl.float64, eps: tl.float64, wd: tl.float64,
-            sign: tl.float64, bias_correction, eps_inside_sqrt, BLOCK: tl.constexpr):
-    """Streams theta, g, square_avg. bc: 1 - beta^t."""
+            sign: tl.float64, mu: tl.float64, w: tl.float64, one_minus_w: tl.float64, big,
+            bias_correction, eps_inside_sqrt, centered, momentum, BLOCK: tl.constexpr):
+    """Streams theta, g, square_avg, grad_avg, momentum_buffer (an absent one is square_avg
+    again, never touched). bc: 1 - beta^t."""
     dt = proto.dtype.element_ty
     k, offs, mask = _block(owner, start, sizes, BLOCK)
     th_p = _stream(ptrs, S, k, 0, dt) + offs
@@ -158,11 +160,22 @@ def rmsprop(ptrs, S, owner, start, sizes, proto, bc: tl.float64, neg_lr: tl.floa
     tl.store(v_p, v, mask=mask)
     if bias_correction:
         v = _div(v, tl.cast(bc, dt))
+    if centered:
+        m_p = _stream(ptrs, S, k, 3, dt) + offs
+        m = _lerp(tl.load(m_p, mask=mask), g, tl.cast(w, dt), tl.cast(one_minus_w, dt), big)
+        tl.store(m_p, m, mask=mask)
+        v = v - m * m                              # s_t = v_t - m_t^2 (never bias-corrected)
     if eps_inside_sqrt:
         denom = _sqrt(v + tl.cast(eps, dt))
     else:
         denom = _sqrt(v) + tl.cast(eps, dt)
-    tl.store(th_p, th + tl.cast(neg_lr, dt) * _div(g, denom), mask=mask)
+    if momentum:
+        b_p = _stream(ptrs, S, k, 4, dt) + offs
+        b = tl.load(b_p, mask=mask) * tl.cast(mu, dt) + _div(g, denom)   # b_t = mu b + g / denom
+        tl.store(b_p, b, mask=mask)
+        tl.store(th_p, th + tl.cast(neg_lr, dt) * b, mask=mask)
+    else:
+        tl.store(th_p, th + tl.cast(neg_lr, dt) * _div(g, denom), mask=mask)
 
 
 @triton.jit
