@@ -7,7 +7,9 @@ optimizer starts from the same initial parameters, sees the same mini-batch orde
 run over a grid of learning rates (its own grid, as the useful step sizes of SGD and Adam
 differ by orders of magnitude); the best lr is the one with the lowest mean log training cost
 over the epochs (:func:`score`: low early *and* late, so a step size that is erratic but lucky
-at the last epoch does not win; the paper does not say how it picked).
+at the last epoch does not win; the paper does not say how it picked). Scores within
+:data:`TIE` of the best are a tie, won by the smallest lr (:func:`best_step_size`), so the
+choice does not flip with rounding. Fast mode trains in float64 (see :data:`FAST_DTYPE`).
 
     python -m adamlib.experiments list
     python -m adamlib.experiments run logreg [--full] [--device cuda] [--out DIR] [--no-cache]
@@ -47,7 +49,8 @@ from ._atomic import atomic_file
 from .optim import SGD, Adagrad, Adam, RMSProp
 from .train import seed_everything, train
 
-__all__ = ["EXPERIMENTS", "Experiment", "Result", "config", "run", "score", "cache_dir", "cache_key",
+__all__ = ["EXPERIMENTS", "Experiment", "Result", "config", "run", "score", "best_step_size", "TIE",
+           "cache_dir", "cache_key",
            "OPTIMIZERS", "make_optimizer", "main"]
 
 
@@ -109,6 +112,14 @@ def _half_decades(low: float, high: float) -> list[float]:
 
 EXPERIMENTS: dict[str, Experiment] = {}
 
+# Fast mode trains in float64. Its runs are small enough that the cost is modest on a CPU, and
+# float32 training is chaotic at the step sizes the grids reach: rounding differences between
+# machines (AVX2 or AVX-512 kernels, thread counts) grew to the 3rd digit of the training cost
+# within a few hundred updates (SGD-Nesterov at alpha = 3: 0.99 on one machine, 1.17 on
+# another), so the chapters' numbers and best step sizes depended on the CPU. In float64 the
+# same growth stays far below the digits the chapters print. Full mode keeps float32, as on a GPU.
+FAST_DTYPE = "float64"
+
 
 def _register(experiment: Experiment) -> None:
     EXPERIMENTS[experiment.name] = experiment
@@ -117,12 +128,12 @@ def _register(experiment: Experiment) -> None:
 _register(Experiment(
     name="logreg", title="L2-regularised logistic regression, dense inputs (Adam with alpha/sqrt(t))",
     figure="Figure 1 (left), MNIST", kind="classify",
-    fast=dict(data={"loader": "digits", "standardize": False}, model={"name": "logreg"}, epochs=45, batch_size=128,
+    fast=dict(dtype=FAST_DTYPE, data={"loader": "digits", "standardize": False}, model={"name": "logreg"}, epochs=45, batch_size=128,
               weight_decay=1e-4, seed=0, schedule={"Adam": "inv_sqrt"},
               variants={"": {}},
               grid={"SGDNesterov": _half_decades(0.3, 3.0), "Adagrad": _half_decades(0.3, 3.0),
                     "Adam": _half_decades(0.3, 3.0)}),
-    full=dict(data={"loader": "mnist"}, model={"name": "logreg"}, epochs=45, batch_size=128,
+    full=dict(dtype="float32", data={"loader": "mnist"}, model={"name": "logreg"}, epochs=45, batch_size=128,
               weight_decay=1e-4, seed=0, schedule={"Adam": "inv_sqrt"},
               variants={"": {}},
               grid={"SGDNesterov": _half_decades(1e-3, 1.0), "Adagrad": _half_decades(1e-3, 3.0),
@@ -132,12 +143,12 @@ _register(Experiment(
 _register(Experiment(
     name="sparse", title="Logistic regression on sparse bag-of-words with 50% dropout noise",
     figure="Figure 1 (right), IMDB", kind="classify",
-    fast=dict(data={"loader": "sparse_bow", "n_docs": 1000}, model={"name": "logreg", "input_dropout": 0.5, "sparse_inputs": True},
+    fast=dict(dtype=FAST_DTYPE, data={"loader": "sparse_bow", "n_docs": 1000}, model={"name": "logreg", "input_dropout": 0.5, "sparse_inputs": True},
               epochs=10, batch_size=128, weight_decay=1e-4, seed=0, schedule={"Adam": "inv_sqrt"},
               eval_batch_size=1000, variants={"+dropout": {}},
               grid={"Adagrad": _half_decades(0.1, 1.0), "RMSProp": _half_decades(1e-2, 1e-1),
                     "SGDNesterov": _half_decades(0.1, 1.0), "Adam": _half_decades(0.1, 1.0)}),
-    full=dict(data={"loader": "imdb"}, model={"name": "logreg", "input_dropout": 0.5, "sparse_inputs": True},
+    full=dict(dtype="float32", data={"loader": "imdb"}, model={"name": "logreg", "input_dropout": 0.5, "sparse_inputs": True},
               epochs=160, batch_size=128, weight_decay=1e-4, seed=0, schedule={"Adam": "inv_sqrt"},
               eval_batch_size=5000, variants={"+dropout": {}, "": {"input_dropout": 0.0}},
               grid={"Adagrad": _half_decades(1e-2, 3.0), "RMSProp": _half_decades(1e-4, 3e-2),
@@ -147,13 +158,13 @@ _register(Experiment(
 _register(Experiment(
     name="mlp", title="Multilayer network (2 hidden ReLU layers) with dropout",
     figure="Figure 2 (a), MNIST", kind="classify",
-    fast=dict(data={"loader": "mnist1d"}, model={"name": "mlp", "hidden": [128, 128],
+    fast=dict(dtype=FAST_DTYPE, data={"loader": "mnist1d"}, model={"name": "mlp", "hidden": [128, 128],
                                                   "input_dropout": 0.2, "dropout": 0.5},
               epochs=15, batch_size=128, weight_decay=0.0, seed=0, schedule={}, variants={"": {}},
               grid={"Adagrad": [1e-2, 3e-2, 1e-1], "RMSProp": [1e-3, 3e-3, 1e-2],
                     "SGDNesterov": [3e-2, 1e-1, 3e-1], "AdaDelta": [0.3, 1.0, 3.0],
                     "Adam": [1e-3, 3e-3, 1e-2]}),
-    full=dict(data={"loader": "mnist"}, model={"name": "mlp", "hidden": [1000, 1000],
+    full=dict(dtype="float32", data={"loader": "mnist"}, model={"name": "mlp", "hidden": [1000, 1000],
                                                 "input_dropout": 0.2, "dropout": 0.5},
               epochs=200, batch_size=128, weight_decay=0.0, seed=0, schedule={}, variants={"": {}},
               grid={"Adagrad": _half_decades(1e-3, 1e-1), "RMSProp": _half_decades(1e-4, 1e-2),
@@ -165,10 +176,10 @@ _register(Experiment(
     name="mlp_deterministic",
     title="Multilayer network, deterministic cost (L2, no dropout): Adam vs full-batch L-BFGS (SFO stand-in)",
     figure="Figure 2 (b), MNIST", kind="deterministic",
-    fast=dict(data={"loader": "mnist1d"}, model={"name": "mlp", "hidden": [128, 128]},
+    fast=dict(dtype=FAST_DTYPE, data={"loader": "mnist1d"}, model={"name": "mlp", "hidden": [128, 128]},
               epochs=15, batch_size=128, l2=1e-4, seed=0, grid={"Adam": [3e-3, 1e-2, 3e-2]},
               lbfgs={"history_size": 20, "evaluations": 30}),
-    full=dict(data={"loader": "mnist"}, model={"name": "mlp", "hidden": [1000, 1000]},
+    full=dict(dtype="float32", data={"loader": "mnist"}, model={"name": "mlp", "hidden": [1000, 1000]},
               epochs=100, batch_size=128, l2=1e-4, seed=0, grid={"Adam": _half_decades(1e-4, 1e-2)},
               lbfgs={"history_size": 20, "evaluations": 200}),
 ))
@@ -176,7 +187,7 @@ _register(Experiment(
 _register(Experiment(
     name="cnn", title="Convolutional network, with and without dropout",
     figure="Figure 3, CIFAR-10", kind="classify",
-    fast=dict(data={"loader": "mnist1d", "num_samples": 2500},
+    fast=dict(dtype=FAST_DTYPE, data={"loader": "mnist1d", "num_samples": 2500},
               model={"name": "cnn", "in_channels": 1, "input_size": 40, "dims": 1,
                      "channels": [16, 16, 32], "fc": 128, "kernel": 5},
               epochs=6, batch_size=128, weight_decay=0.0, seed=0, schedule={},
@@ -184,7 +195,7 @@ _register(Experiment(
               variants={"": {}, "+dropout": {"input_dropout": 0.2, "dropout": 0.5}},
               grid={"Adagrad": _half_decades(3e-3, 1e-1), "SGDNesterov": _half_decades(1e-2, 3e-1),
                     "Adam": _half_decades(3e-3, 3e-2)}),
-    full=dict(data={"loader": "cifar10", "whiten": True},
+    full=dict(dtype="float32", data={"loader": "cifar10", "whiten": True},
               model={"name": "cnn", "in_channels": 3, "input_size": 32, "dims": 2,
                      "channels": [64, 64, 128], "fc": 1000, "kernel": 5},
               epochs=45, batch_size=128, weight_decay=0.0, seed=0, schedule={},
@@ -197,11 +208,11 @@ _register(Experiment(
 _register(Experiment(
     name="vae", title="Bias-correction ablation: a VAE over the paper's 60-run grid",
     figure="Figure 4", kind="vae_grid",
-    fast=dict(data={"loader": "digits", "binary": True}, model={"hidden": 100, "latent": 10},
+    fast=dict(dtype=FAST_DTYPE, data={"loader": "digits", "binary": True}, model={"hidden": 100, "latent": 10},
               epochs=100, checkpoints=[1, 2, 5, 10, 20, 50, 100], batch_size=100, seed=0,
               beta1=[0.0, 0.9], beta2=[0.99, 0.999, 0.9999], log10_lr=[-5, -4, -3, -2, -1],
               eps=1e-8),
-    full=dict(data={"loader": "mnist", "binary": True}, model={"hidden": 500, "latent": 50},
+    full=dict(dtype="float32", data={"loader": "mnist", "binary": True}, model={"hidden": 500, "latent": 50},
               epochs=100, checkpoints=[1, 2, 5, 10, 20, 50, 100], batch_size=100, seed=0,
               beta1=[0.0, 0.9], beta2=[0.99, 0.999, 0.9999], log10_lr=[-5, -4, -3, -2, -1],
               eps=1e-8),
@@ -273,14 +284,36 @@ class Result:
                          f"{[r['lr'] for r in self.select(optimizer, variant)]}")
 
     def best(self, optimizer: str, variant: str | None = None) -> dict:
-        """The run with the best :func:`score` (ties: the smaller lr)."""
-        return min(self.select(optimizer, variant), key=lambda r: score(r["epoch_loss"]))
+        """The run with the best :func:`score`, ties broken by :func:`best_step_size`."""
+        runs = self.select(optimizer, variant)
+        lr = best_step_size({r["lr"]: score(r["epoch_loss"]) for r in runs})
+        return next(r for r in runs if r["lr"] == lr)
 
     def curves(self, variant: str | None = None) -> dict[str, list[float]]:
         """``{optimizer: epoch_loss of its best run}``."""
         return {name: self.best(name, variant)["epoch_loss"] for name in self.optimizers
                 if any(r["variant"] == (variant if variant is not None else self.variants[0])
                        and r["optimizer"] == name for r in self.runs)}
+
+
+# Two scores within TIE of each other are a tie: 0.01 in mean log cost is a 1 % difference in
+# the geometric mean of the training cost, far above what rounding moves in float64, and below
+# what the chapters call a difference between step sizes.
+TIE = 0.01
+
+
+def best_step_size(scores: dict[float, float], tie: float = TIE) -> float:
+    """The step size with the lowest score; among those within ``tie`` of it, the smallest.
+
+    A near-tie between two grid points would otherwise be decided by rounding, and flip from
+    one machine to the next; the smaller step size is the conservative choice.
+    """
+    if not scores:
+        raise ValueError("scores={} is not accepted: expected at least one step size")
+    if not tie >= 0:
+        raise ValueError(f"tie={tie!r} is not accepted: expected a number >= 0")
+    top = min(scores.values())
+    return min(lr for lr, s in scores.items() if s <= top + tie)
 
 
 def score(losses: list) -> float:
@@ -332,22 +365,29 @@ def _json_safe(value):
 # Runners
 # ---------------------------------------------------------------------------------------------
 
-def _load_data(spec: dict, device) -> data_module.Dataset:
-    spec = dict(spec)
+def _dtype(cfg: dict) -> torch.dtype:
+    name = cfg.get("dtype", "float32")
+    if name not in ("float32", "float64"):
+        raise ValueError(f"dtype={name!r} is not accepted: expected 'float32' or 'float64'")
+    return getattr(torch, name)
+
+
+def _load_data(spec: dict, device, dtype: torch.dtype = torch.float32) -> data_module.Dataset:
+    spec = dict(spec, device=device, dtype=dtype)
     loader = spec.pop("loader")
     binary = spec.pop("binary", False)
     if loader == "digits":
-        data = data_module.load_digits(device=device, standardize=spec.get("standardize", not binary))
+        data = data_module.load_digits(device=device, dtype=dtype, standardize=spec.get("standardize", not binary))
     elif loader == "mnist1d":
-        data = data_module.load_mnist1d(device=device, **spec)
+        data = data_module.load_mnist1d(**spec)
     elif loader == "sparse_bow":
-        data = data_module.make_sparse_bow(device=device, **spec)
+        data = data_module.make_sparse_bow(**spec)
     elif loader == "mnist":
-        data = data_module.load_mnist(device=device, flatten=True, **spec)
+        data = data_module.load_mnist(flatten=True, **spec)
     elif loader == "cifar10":
-        data = data_module.load_cifar10(device=device, **spec)
+        data = data_module.load_cifar10(**spec)
     elif loader == "imdb":
-        data = data_module.load_imdb(device=device, **spec)
+        data = data_module.load_imdb(**spec)
     else:
         raise ValueError(f"loader={loader!r} is not accepted")
     return data_module.binarize(data) if binary else data
@@ -380,13 +420,13 @@ def _median_sqrt_vhat(model, optimizer) -> dict[str, float]:
 
 
 def _run_classify(cfg: dict, device, progress) -> tuple[list[dict], dict]:
-    data = _load_data(cfg["data"], device)
+    data = _load_data(cfg["data"], device, _dtype(cfg))
     runs = []
     for variant, overrides in cfg["variants"].items():
         for optimizer_name, grid in cfg["grid"].items():
             for lr in grid:
                 seed_everything(cfg["seed"])  # same theta_0 and dropout masks for every run
-                model = _build_model(cfg["model"], data, overrides).to(device)
+                model = _build_model(cfg["model"], data, overrides).to(device=device, dtype=data.X.dtype)
                 optimizer, scheduler = make_optimizer(
                     optimizer_name, model.parameters(), lr, cfg.get("weight_decay", 0.0),
                     cfg.get("schedule", {}).get(optimizer_name))
@@ -414,7 +454,7 @@ def _run_classify(cfg: dict, device, progress) -> tuple[list[dict], dict]:
 
 def _run_deterministic(cfg: dict, device, progress) -> tuple[list[dict], dict]:
     """Adam (mini-batches) vs full-batch L-BFGS on cross-entropy + (l2/2)||theta||^2, no dropout."""
-    data = _load_data(cfg["data"], device)
+    data = _load_data(cfg["data"], device, _dtype(cfg))
     l2 = cfg["l2"]
     runs = []
 
@@ -426,7 +466,7 @@ def _run_deterministic(cfg: dict, device, progress) -> tuple[list[dict], dict]:
 
     for lr in cfg["grid"]["Adam"]:
         seed_everything(cfg["seed"])
-        model = _build_model(cfg["model"], data, {}).to(device)
+        model = _build_model(cfg["model"], data, {}).to(device=device, dtype=data.X.dtype)
         optimizer, _ = make_optimizer("Adam", model.parameters(), lr)
         h = train(model, objective(model), optimizer, data.X, data.y, epochs=cfg["epochs"],
                   batch_size=cfg["batch_size"], seed=cfg["seed"], record="epoch", progress=progress)
@@ -438,7 +478,7 @@ def _run_deterministic(cfg: dict, device, progress) -> tuple[list[dict], dict]:
     # step() call runs the whole budget; the closure records every evaluation, and the curve is
     # the lowest cost found so far (trial points of a line search may be worse than the iterate).
     seed_everything(cfg["seed"])
-    model = _build_model(cfg["model"], data, {}).to(device)
+    model = _build_model(cfg["model"], data, {}).to(device=device, dtype=data.X.dtype)
     loss_fn = objective(model)
     budget = cfg["lbfgs"]["evaluations"]
     lbfgs = torch.optim.LBFGS(model.parameters(), lr=1.0, max_iter=10 * budget, max_eval=budget,
@@ -493,7 +533,7 @@ def grid_adam_step(params, grads, state, lr, beta1, beta2, bias_correction, eps:
 
 
 def _run_vae_grid(cfg: dict, device, progress) -> tuple[list[dict], dict]:
-    data = _load_data(cfg["data"], device)
+    data = _load_data(cfg["data"], device, _dtype(cfg))
     X = data.X
     grid = [(b1, b2, lg, bc) for b1 in cfg["beta1"] for b2 in cfg["beta2"]
             for lg in cfg["log10_lr"] for bc in (True, False)]
@@ -506,7 +546,7 @@ def _run_vae_grid(cfg: dict, device, progress) -> tuple[list[dict], dict]:
 
     seed_everything(cfg["seed"])
     single = models.VAE(data.n_features, **cfg["model"])
-    model = models.BatchedVAE(single, K).to(device)
+    model = models.BatchedVAE(single, K).to(device=device, dtype=X.dtype)
     params = list(model.parameters())
     state: dict = {}
     batch_order = torch.Generator().manual_seed(cfg["seed"])
