@@ -14,6 +14,7 @@ install only when requirements.txt or pyproject.toml change (a hash is kept in .
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -76,23 +77,28 @@ def setup() -> None:
 def build(stored_outputs: bool = False) -> None:
     """Build the HTML book. Strict: any Sphinx warning or failing cell fails the build.
 
-    By default every chapter is executed afresh. With ``stored_outputs`` the chapters'
-    committed outputs are rendered as they are: `test` does that because nbval, in the same
-    run, re-executes every chapter and fails if any cell errs or its output differs.
+    By default every chapter is executed afresh, two at a time (tools/execute_chapters.py,
+    into a fresh jupyter-cache that the build then reads; the stored notebooks are not
+    touched). With ``stored_outputs`` the chapters' committed outputs are rendered as they
+    are: `test` does that because nbval, in the same run, re-executes every chapter and fails
+    if any cell errs or its output differs.
     """
     setup()
     t0 = time.perf_counter()
-    config = []
+    text = (ROOT / "_config.yml").read_text()
+    if "execute_notebooks: force" not in text:
+        sys.exit("tasks.py: _config.yml must say `execute_notebooks: force` (build and test replace it)")
     if stored_outputs:
-        text = (ROOT / "_config.yml").read_text()
-        if "execute_notebooks: force" not in text:
-            sys.exit("tasks.py: _config.yml must say `execute_notebooks: force` (test switches it off)")
-        # Beside _config.yml, because Jupyter Book resolves relative paths in it (the local
-        # Sphinx extension in book_ext/) from the config file's folder. Hidden and ignored.
-        stored = ROOT / ".config.stored_outputs.yml"
-        stored.write_text(text.replace("execute_notebooks: force", "execute_notebooks: 'off'"))
-        config = ["--config", str(stored)]
-    run(BIN / "jupyter-book", "build", "--all", "-W", "--keep-going", *config, ".")
+        mode = "execute_notebooks: 'off'"
+    else:
+        cache = ROOT / "_build" / ".jupyter_cache"
+        run(PY, ROOT / "tools" / "execute_chapters.py", cache, *chapters(), "--jobs", "2")
+        mode = f"execute_notebooks: cache\n  cache: {json.dumps(str(cache))}"
+    # Beside _config.yml, because Jupyter Book resolves relative paths in it (the local
+    # Sphinx extension in book_ext/) from the config file's folder. Hidden and ignored.
+    built = ROOT / ".config.build.yml"
+    built.write_text(text.replace("execute_notebooks: force", mode))
+    run(BIN / "jupyter-book", "build", "--all", "-W", "--keep-going", "--config", str(built), ".")
     print(f"book built in {time.perf_counter() - t0:.0f} s: open {ROOT / '_build/html/index.html'}", flush=True)
 
 

@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""Execute the book's notebooks in parallel into a fresh jupyter-cache, for `tasks.py build`.
+
+    python tools/execute_chapters.py CACHE_DIR NB [NB ...] [--jobs N]
+
+Jupyter Book executes notebooks one after another. This runs them ``--jobs`` at a time
+(default 2: the machine's two cores), each in its own kernel limited to one thread
+(OMP_NUM_THREADS=1 and friends), so two chapters never share a core's threads; the longest
+chapters (by chapters/execution.json) start first. Each executed notebook goes into the
+jupyter-cache at CACHE_DIR, which is emptied first, and the build then runs with
+``execute_notebooks: cache`` against it: every chapter is still executed afresh on every
+build, and the stored notebooks in chapters/ are not touched. A failing cell fails the
+whole run (exit 1, with the cell's traceback), as the strict build does.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+def execute(path: str, timeout: int) -> tuple[str, float, str | None, str]:
+    """Run one notebook in its folder; return (path, seconds, error or None, notebook JSON)."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    os.environ.update(ONE_THREAD)  # the kernel inherits this process's environment
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
+                            store_widget_state=True,
+                            resources={"metadata": {"path": str(Path(path).parent)}})
+    start = time.perf_counter()
+    try:
+        client.execute()
+    except CellExecutionError as error:
+        return path, time.perf_counter() - start, str(error), ""
+    return path, time.perf_counter() - start, None, nbformat.writes(nb)
+
+
+def longest_first(paths: list[str]) -> list[str]:
+    """Order by the last recorded run time (chapters/execution.json), longest first."""
+    record = Path(__file__).resolve().parents[1] / "chapters" / "execution.json"
+    try:
+        seconds = {k: v.get("seconds", 0.0) for k, v in json.loads(record.read_text()).items()
+                   if isinstance(v, dict)}
+    except (OSError, ValueError, AttributeError):
+        seconds = {}
+    return sorted(paths, key=lambda p: -float(seconds.get(Path(p).stem, 0.0)))
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("cache", type=Path)
+    parser.add_argument("notebooks", nargs="+")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--timeout", type=int, default=300, help="seconds per cell")
+    args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs={args.jobs} is not accepted: expected an integer >= 1")
+
+    import nbformat
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+
+    shutil.rmtree(args.cache, ignore_errors=True)
+    cache = get_cache(str(args.cache))
+    failed = []
+    start = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        futures = [pool.submit(execute, str(Path(p).resolve()), args.timeout) for p in longest_first(args.notebooks)]
+        for future in as_completed(futures):
+            path, seconds, error, text = future.result()
+            name = Path(path).name
+            if error is not None:
+                print(f"execute: {name}: a cell failed after {seconds:.1f} s\n{error}", file=sys.stderr, flush=True)
+                failed.append(name)
+                continue
+            cache.cache_notebook_bundle(
+                CacheBundleIn(nbformat.reads(text, as_version=4), path, data={"execution_seconds": seconds}),
+                check_validity=False, overwrite=True)
+            print(f"execute: {name} {seconds:6.1f} s", flush=True)
+    print(f"execute: {len(args.notebooks) - len(failed)} notebooks in {time.perf_counter() - start:.0f} s "
+          f"({args.jobs} at a time)", flush=True)
+    if failed:
+        print(f"execute: failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
