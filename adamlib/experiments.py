@@ -28,6 +28,7 @@ In Python::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import hashlib
 import json
@@ -38,6 +39,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 import torch
 import torch.nn.functional as F
@@ -345,6 +351,35 @@ def cache_key(name: str, cfg: dict, mode: str, device: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
+def _read_cached(path: Path) -> "Result | None":
+    if not path.exists():
+        return None
+    try:
+        return Result.from_json(json.loads(path.read_text()), cached=True)
+    except (ValueError, TypeError):
+        return None  # unreadable entry: recompute and overwrite
+
+
+@contextlib.contextmanager
+def _computing(path: Path | None):
+    """Hold an exclusive lock on ``path``'s entry while it is computed.
+
+    A second process asking for the same experiment (a chapter and a test in parallel, two
+    jobs of a sweep) waits for the first and then reads its result instead of computing it
+    again. Advisory (fcntl) locks exist on POSIX only; elsewhere both compute, as before.
+    """
+    if path is None or fcntl is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def _atomic_write(path: Path, text: str) -> None:
     with atomic_file(path, "w") as f:
         f.write(text)
@@ -636,28 +671,24 @@ def run(name: str, full: bool = False, device="cpu", out=None, cache: bool = Tru
     mode = "full" if full else "fast"
     key = cache_key(name, cfg, mode, str(device))
     path = cache_dir() / f"{name}-{mode}-{key}.json"
-    result = None
-    if cache and path.exists():
-        try:
-            result = Result.from_json(json.loads(path.read_text()), cached=True)
-        except (ValueError, TypeError):
-            result = None  # unreadable entry: recompute and overwrite
-    if result is None:
-        start = time.perf_counter()
-        threads = torch.get_num_threads()
-        if device.type == "cpu":
-            # One thread: the models are small, so more threads mostly add overhead (and on a
-            # shared machine oversubscribe it); also makes float sums independent of the core count.
-            torch.set_num_threads(1)
-        try:
-            runs, extra = _RUNNERS[EXPERIMENTS[name].kind](cfg, device, progress)
-        finally:
-            torch.set_num_threads(threads)
-        result = Result(name=name, mode=mode, config=cfg, device=str(device), version=__version__,
-                        runs=_json_safe(runs), extra=_json_safe(extra),
-                        seconds=time.perf_counter() - start)
-        if cache:
-            _atomic_write(path, json.dumps(result.to_json()))
+    with _computing(path if cache else None):
+        result = _read_cached(path) if cache else None
+        if result is None:
+            start = time.perf_counter()
+            threads = torch.get_num_threads()
+            if device.type == "cpu":
+                # One thread: the models are small, so more threads mostly add overhead (and on a
+                # shared machine oversubscribe it); also makes float sums independent of the core count.
+                torch.set_num_threads(1)
+            try:
+                runs, extra = _RUNNERS[EXPERIMENTS[name].kind](cfg, device, progress)
+            finally:
+                torch.set_num_threads(threads)
+            result = Result(name=name, mode=mode, config=cfg, device=str(device), version=__version__,
+                            runs=_json_safe(runs), extra=_json_safe(extra),
+                            seconds=time.perf_counter() - start)
+            if cache:
+                _atomic_write(path, json.dumps(result.to_json()))
     if out is not None:
         write_outputs(result, Path(out))
     return result

@@ -7,6 +7,7 @@ seconds; from a fresh clone they compute each experiment once (a few minutes on 
 """
 import json
 import math
+import os
 import subprocess
 import sys
 
@@ -23,17 +24,34 @@ def test_cache_is_keyed_by_config_and_written_atomically(tmp_path, monkeypatch):
     small = {"epochs": 1, "grid": {"Adam": [0.1]}}
     a = experiments.run("logreg", overrides=small)
     assert not a.cached and len(a.runs) == 1 and len(a.runs[0]["epoch_loss"]) == 2
-    files = list(tmp_path.iterdir())
-    assert len(files) == 1 and files[0].suffix == ".json"  # no temporary file left behind
+    def entries():  # the results; beside each a lock file (see the next test), no temporary file
+        names = sorted(p.name for p in tmp_path.iterdir())
+        assert not [n for n in names if n.endswith(".part")], names
+        return [tmp_path / n for n in names if n.endswith(".json")]
+    files = entries()
+    assert len(files) == 1
     b = experiments.run("logreg", overrides=small)
     assert b.cached and b.runs == a.runs
     c = experiments.run("logreg", overrides={**small, "epochs": 2})
-    assert not c.cached and len(list(tmp_path.iterdir())) == 2
+    assert not c.cached and len(entries()) == 2
     key = experiments.cache_key("logreg", experiments.config("logreg"), "fast", "cpu")
     assert key != experiments.cache_key("logreg", experiments.config("logreg"), "full", "cpu")
     # a damaged entry is recomputed, not trusted
     files[0].write_text("{not json")
     assert not experiments.run("logreg", overrides=small).cached
+
+
+def test_two_processes_asking_for_one_experiment_compute_it_once(tmp_path):
+    # a chapter and a test (or two jobs of a sweep) in parallel: the second waits for the first
+    code = ("from adamlib import experiments; "
+            "r = experiments.run('logreg', overrides={'epochs': 3, 'grid': {'Adam': [0.1, 0.3]}}); "
+            "print(r.cached)")
+    env = {**os.environ, "ADAMLIB_CACHE": str(tmp_path)}
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
+             for _ in range(2)]
+    outs = sorted(p.communicate(timeout=300)[0].strip() for p in procs)
+    assert outs == ["False", "True"]
+    assert len(list(tmp_path.glob("*.json"))) == 1
 
 
 def test_results_are_deterministic(tmp_path, monkeypatch):
