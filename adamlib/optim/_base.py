@@ -34,6 +34,47 @@ def _scalar_dtype() -> torch.dtype:
 real = _fused.real  # complex tensors are stepped as pairs of reals
 
 
+def number(x) -> float:
+    """A hyper-parameter (lr, a beta) as a step reads it: a Python float, whatever was passed.
+
+    So a Tensor lr or Tensor betas work on every path (torch's foreach path refuses them) and
+    give torch's numbers for the same values. Under ``torch.compile`` a Tensor is left a tensor:
+    reading it would be a ``.item()`` (a graph break), and the number would be baked into the
+    graph as a constant.
+    """
+    if isinstance(x, torch.Tensor) and torch.compiler.is_compiling():
+        return x
+    return float(x)
+
+
+def step_count(step: torch.Tensor):
+    """t, from a parameter's ``step`` counter, for the scalars that depend on it (bias corrections).
+
+    Eagerly a Python float: those scalars are then computed in float64 Python arithmetic, exactly
+    as torch.optim computes them. Under ``torch.compile`` the counter itself, in float64: a float
+    would need a ``.item()`` (a graph break), and would be baked into the graph, recompiling it at
+    every step; float64, so the compiled scalars are the eager ones to the last bit or two.
+    """
+    if torch.compiler.is_compiling():
+        return step.to(torch.float64)
+    return float(step)
+
+
+def foreach_addcdiv_(theta: list, num: list, denom: list, values: list) -> None:
+    """theta_i += values_i num_i / denom_i for per-parameter numbers values_i.
+
+    Under ``torch.compile`` the values are 0-d tensors (see ``step_count``), which the scalar
+    list of ``torch._foreach_addcdiv_`` does not take: there the same update is three foreach
+    operations, which the compiler fuses into one pass.
+    """
+    if values and isinstance(values[0], torch.Tensor):
+        update = torch._foreach_mul(num, values)
+        torch._foreach_div_(update, denom)
+        torch._foreach_add_(theta, update)
+    else:
+        torch._foreach_addcdiv_(theta, num, denom, values)
+
+
 #: On a CPU, below this mean tensor size (elements) the multi-tensor path is faster.
 FOREACH_CPU_MAX_MEAN_NUMEL = 16_384
 
@@ -171,8 +212,12 @@ class AdamlibOptimizer(Optimizer):
     #: a CPU; "triton" on CPU tensors needs TRITON_INTERPRET=1).
     _fused_backend = "auto"
 
+    @torch.compiler.disable(reason="adamlib's fused kernels (numba, Triton) take raw data pointers")
     def _step_fused(self, group: dict, params: list[torch.Tensor]) -> None:
         """One pass over memory per parameter, where a kernel can do it; else the same numbers.
+
+        Under ``torch.compile`` this runs eagerly (one graph break per param group): numba's and
+        Triton's kernels are opaque to the compiler. The compiler fuses the foreach path itself.
 
         Where torch has a fused kernel for exactly this configuration, it is used on a CPU too:
         the same single pass, hand-vectorised, with nothing to compile and no numba needed;
@@ -264,7 +309,8 @@ class AdamlibOptimizer(Optimizer):
         return (ps, gs, *states)
 
     def _advance_steps(self, params: list[torch.Tensor]) -> list[float]:
-        """t <- t + 1 in each parameter's ``state["step"]``; returns the new t values (they may differ).
+        """t <- t + 1 in each parameter's ``state["step"]``; returns the new t values (they may
+        differ), as ``step_count`` gives them.
 
         Incrementing K separate 0-d tensors costs K dispatches (about 3 us each on a CPU), as much
         as all the rest of a step's Python for a model of a few hundred tensors. So the first
@@ -276,6 +322,10 @@ class AdamlibOptimizer(Optimizer):
         """
         states = [self.state[p] for p in params]
         steps = [state["step"] for state in states]
+        if torch.compiler.is_compiling():
+            # one traced foreach add; the packing below reads views' storage, which dynamo does not trace
+            torch._foreach_add_(steps, 1.0)
+            return [step_count(s) for s in steps]
         base = steps[0]._base
         if (base is not None and base.numel() == len(steps) and base.dim() == 1 and base.is_contiguous()
                 and all(s._base is base and s.storage_offset() == i for i, s in enumerate(steps))):

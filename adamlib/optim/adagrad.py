@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from . import _fused, _validate
-from ._base import AdamlibOptimizer, real
+from ._base import AdamlibOptimizer, foreach_addcdiv_, number, real, step_count
 
 
 class Adagrad(AdamlibOptimizer):
@@ -41,7 +41,7 @@ class Adagrad(AdamlibOptimizer):
     @staticmethod
     def _lr(group, t: float) -> float:
         """lr_t = lr / (1 + (t - 1) lr_decay), in torch's order of operations."""
-        return float(group["lr"]) / (1 + (t - 1) * group["lr_decay"])
+        return number(group["lr"]) / (1 + (t - 1) * group["lr_decay"])
 
     def _step_per_tensor(self, group, params):
         eps, wd = group["eps"], group["weight_decay"]
@@ -54,7 +54,7 @@ class Adagrad(AdamlibOptimizer):
             theta, g, G = real(p), real(g), real(state["sum"])
             G.addcmul_(g, g, value=1)                             # G_t = G + g^2
             std = G.sqrt().add_(eps)                              # sqrt(G_t) + eps
-            theta.addcdiv_(g, std, value=-self._lr(group, float(state["step"])))  # theta -= lr_t g / std
+            theta.addcdiv_(g, std, value=-self._lr(group, step_count(state["step"])))  # theta -= lr_t g / std
 
     def _step_foreach(self, group, params):
         eps, wd = group["eps"], group["weight_decay"]
@@ -66,7 +66,7 @@ class Adagrad(AdamlibOptimizer):
             torch._foreach_addcmul_(G, g, g, value=1)
             std = torch._foreach_sqrt(G)
             torch._foreach_add_(std, eps)
-            torch._foreach_addcdiv_(theta, g, std, [-self._lr(group, t) for t in ts])
+            foreach_addcdiv_(theta, g, std, [-self._lr(group, t) for t in ts])
 
     def _fused_kernel(self, group, params, run):
         eps, wd, dtype = group["eps"], group["weight_decay"], params[0].dtype
@@ -82,6 +82,6 @@ class Adagrad(AdamlibOptimizer):
         steps = self._device_steps(params)
         theta, grads, sums = self._columns([[p, p.grad, self.state[p]["sum"]] for p in params])
         torch._fused_adagrad_(
-            theta, grads, sums, steps, lr=float(group["lr"]), lr_decay=group["lr_decay"],
+            theta, grads, sums, steps, lr=number(group["lr"]), lr_decay=group["lr_decay"],
             weight_decay=group["weight_decay"], eps=group["eps"], maximize=group["maximize"],
         )

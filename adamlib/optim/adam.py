@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from . import _fused, _validate
-from ._base import AdamlibOptimizer, real
+from ._base import AdamlibOptimizer, foreach_addcdiv_, number, real, step_count
 
 
 class Adam(AdamlibOptimizer):
@@ -58,16 +58,16 @@ class Adam(AdamlibOptimizer):
     def _bias_corrections(self, group, t: float) -> tuple[float, float]:
         if not group["bias_correction"]:
             return 1.0, 1.0
-        beta1, beta2 = group["betas"]
+        beta1, beta2 = map(number, group["betas"])
         return 1 - beta1**t, 1 - beta2**t
 
     def _step_per_tensor(self, group, params):
-        lr, (beta1, beta2), eps, wd = float(group["lr"]), group["betas"], group["eps"], group["weight_decay"]
+        lr, (beta1, beta2), eps, wd = number(group["lr"]), map(number, group["betas"]), group["eps"], group["weight_decay"]
         for p in params:
             state = self.state[p]
             g = self._grad(p, group)
             state["step"] += 1                                           # t <- t + 1
-            t = float(state["step"])
+            t = step_count(state["step"])
             if wd != 0:
                 if group["decoupled_weight_decay"]:
                     p.mul_(1 - lr * wd)                                  # AdamW: shrink theta
@@ -86,7 +86,7 @@ class Adam(AdamlibOptimizer):
             theta.addcdiv_(m, denom, value=-lr / bc1)                    # theta -= a m_hat / denom
 
     def _step_foreach(self, group, params):
-        lr, (beta1, beta2), eps, wd = float(group["lr"]), group["betas"], group["eps"], group["weight_decay"]
+        lr, (beta1, beta2), eps, wd = number(group["lr"]), map(number, group["betas"]), group["eps"], group["weight_decay"]
         names = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
         for bucket in self._by_device_and_dtype(params).values():
             ts = self._advance_steps(bucket)
@@ -106,7 +106,7 @@ class Adam(AdamlibOptimizer):
             denom = torch._foreach_sqrt(v)
             torch._foreach_div_(denom, [bc2**0.5 for _, bc2 in bcs])
             torch._foreach_add_(denom, eps)
-            torch._foreach_addcdiv_(theta, m, denom, [-lr / bc1 for bc1, _ in bcs])
+            foreach_addcdiv_(theta, m, denom, [-lr / bc1 for bc1, _ in bcs])
 
     def _state_rows(self, group, params):
         names = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
@@ -114,7 +114,7 @@ class Adam(AdamlibOptimizer):
         return [[p, p.grad, *map(state[p].__getitem__, names)] for p in params]
 
     def _fused_kernel(self, group, params, run):
-        lr, (beta1, beta2), eps, wd = float(group["lr"]), group["betas"], group["eps"], group["weight_decay"]
+        lr, (beta1, beta2), eps, wd = number(group["lr"]), map(number, group["betas"]), group["eps"], group["weight_decay"]
         dtype = params[0].dtype
         bcs = [self._bias_corrections(group, t) for t in self._advance_steps(params)]
         w, one_minus_w = _fused.lerp_weights(1 - beta1, dtype)
@@ -131,12 +131,12 @@ class Adam(AdamlibOptimizer):
         return bool(group["bias_correction"])
 
     def _fused_torch(self, group, params):
-        (beta1, beta2) = group["betas"]
+        beta1, beta2 = map(number, group["betas"])
         steps = self._device_steps(params)
         theta, grads, m, v, *v_max = self._columns(self._state_rows(group, params))
         kernel = torch._fused_adamw_ if group["decoupled_weight_decay"] else torch._fused_adam_
         kernel(theta, grads, m, v, v_max[0] if v_max else [], steps,
-               lr=float(group["lr"]), beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"],
+               lr=number(group["lr"]), beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"],
                eps=group["eps"], amsgrad=group["amsgrad"], maximize=group["maximize"])
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from . import _fused, _validate
-from ._base import AdamlibOptimizer, real
+from ._base import AdamlibOptimizer, foreach_addcdiv_, number, real, step_count
 
 
 class AdaMax(AdamlibOptimizer):
@@ -29,7 +29,7 @@ class AdaMax(AdamlibOptimizer):
         super().__init__(params, defaults)
 
     def _step_per_tensor(self, group, params):
-        lr, (beta1, beta2), eps, wd = float(group["lr"]), group["betas"], group["eps"], group["weight_decay"]
+        lr, (beta1, beta2), eps, wd = number(group["lr"]), map(number, group["betas"]), group["eps"], group["weight_decay"]
         for p in params:
             state = self.state[p]
             g = self._grad(p, group)
@@ -40,11 +40,11 @@ class AdaMax(AdamlibOptimizer):
             m, u = real(state["exp_avg"]), real(state["exp_inf"])
             m.lerp_(g, 1 - beta1)                                   # m_t = b1 m + (1 - b1) g
             torch.maximum(u.mul_(beta2), g.abs().add_(eps), out=u)  # u_t = max(b2 u, |g| + eps)
-            bc1 = 1 - beta1 ** float(state["step"])
+            bc1 = 1 - beta1 ** step_count(state["step"])
             theta.addcdiv_(m, u, value=-lr / bc1)                   # theta -= (a / bc1) m / u
 
     def _step_foreach(self, group, params):
-        lr, (beta1, beta2), eps, wd = float(group["lr"]), group["betas"], group["eps"], group["weight_decay"]
+        lr, (beta1, beta2), eps, wd = number(group["lr"]), map(number, group["betas"]), group["eps"], group["weight_decay"]
         for bucket in self._by_device_and_dtype(params).values():
             ts = self._advance_steps(bucket)
             theta, g, m, u = self._lists(bucket, group, "exp_avg", "exp_inf")
@@ -55,10 +55,10 @@ class AdaMax(AdamlibOptimizer):
             abs_g = torch._foreach_abs(g)
             torch._foreach_add_(abs_g, eps)
             torch._foreach_maximum_(u, abs_g)
-            torch._foreach_addcdiv_(theta, m, u, [-lr / (1 - beta1**t) for t in ts])
+            foreach_addcdiv_(theta, m, u, [-lr / (1 - beta1**t) for t in ts])
 
     def _fused_kernel(self, group, params, run):
-        lr, (beta1, beta2), eps, wd = float(group["lr"]), group["betas"], group["eps"], group["weight_decay"]
+        lr, (beta1, beta2), eps, wd = number(group["lr"]), map(number, group["betas"]), group["eps"], group["weight_decay"]
         dtype = params[0].dtype
         steps = [-lr / (1 - beta1**t) for t in self._advance_steps(params)]
         w, one_minus_w = _fused.lerp_weights(1 - beta1, dtype)

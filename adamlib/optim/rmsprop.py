@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from . import _fused, _validate
-from ._base import AdamlibOptimizer, real
+from ._base import AdamlibOptimizer, number, real, step_count
 
 
 class RMSProp(AdamlibOptimizer):
@@ -86,7 +86,7 @@ class RMSProp(AdamlibOptimizer):
         return v.sqrt().add_(eps)                                 # sqrt(v_hat) + eps
 
     def _step_per_tensor(self, group, params):
-        lr, beta, wd, mu = float(group["lr"]), group["beta"], group["weight_decay"], group["momentum"]
+        lr, beta, wd, mu = number(group["lr"]), group["beta"], group["weight_decay"], group["momentum"]
         for p in params:
             state = self.state[p]
             g = self._grad(p, group)
@@ -98,7 +98,7 @@ class RMSProp(AdamlibOptimizer):
             m = None
             if group["centered"]:
                 m = real(state["grad_avg"]).lerp_(g, 1 - beta)    # m_t = beta m + (1 - beta) g
-            denom = self._denominator(group, v, m, float(state["step"]))
+            denom = self._denominator(group, v, m, step_count(state["step"]))
             if mu > 0:
                 b = real(state["momentum_buffer"])
                 b.mul_(mu).addcdiv_(g, denom)                     # b_t = mu b + g / denom
@@ -107,7 +107,7 @@ class RMSProp(AdamlibOptimizer):
                 theta.addcdiv_(g, denom, value=-lr)               # theta -= lr g / denom
 
     def _step_foreach(self, group, params):
-        lr, beta, eps, wd, mu = (float(group["lr"]), group["beta"], group["eps"], group["weight_decay"],
+        lr, beta, eps, wd, mu = (number(group["lr"]), group["beta"], group["eps"], group["weight_decay"],
                                  group["momentum"])
         for bucket in self._by_device_and_dtype(params).values():
             ts = self._advance_steps(bucket)
@@ -139,7 +139,7 @@ class RMSProp(AdamlibOptimizer):
                 torch._foreach_addcdiv_(theta, g, denom, value=-lr)
 
     def _fused_kernel(self, group, params, run):
-        lr, beta, eps, wd, mu = (float(group["lr"]), group["beta"], group["eps"], group["weight_decay"],
+        lr, beta, eps, wd, mu = (number(group["lr"]), group["beta"], group["eps"], group["weight_decay"],
                                  group["momentum"])
         dtype = params[0].dtype
         bcs = [1 - beta**t if group["bias_correction"] else 1.0 for t in self._advance_steps(params)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from . import _fused, _validate
-from ._base import AdamlibOptimizer, real
+from ._base import AdamlibOptimizer, number, real, step_count
 
 
 class SGD(AdamlibOptimizer):
@@ -42,7 +42,7 @@ class SGD(AdamlibOptimizer):
         super().__init__(params, defaults)
 
     def _step_per_tensor(self, group, params):
-        lr, mu, damp, wd = float(group["lr"]), group["momentum"], group["dampening"], group["weight_decay"]
+        lr, mu, damp, wd = number(group["lr"]), group["momentum"], group["dampening"], group["weight_decay"]
         for p in params:
             g = self._grad(p, group)
             if wd != 0:
@@ -58,7 +58,7 @@ class SGD(AdamlibOptimizer):
             real(p).add_(real(g), alpha=-lr)                        # theta -= lr d_t
 
     def _step_foreach(self, group, params):
-        lr, mu, damp, wd = float(group["lr"]), group["momentum"], group["dampening"], group["weight_decay"]
+        lr, mu, damp, wd = number(group["lr"]), group["momentum"], group["dampening"], group["weight_decay"]
         for bucket in self._by_device_and_dtype(params).values():
             theta, g = self._lists(bucket, group)
             if wd != 0:
@@ -96,7 +96,7 @@ class SGD(AdamlibOptimizer):
         return bufs, fresh
 
     def _fused_kernel(self, group, params, run):
-        lr, mu, damp, wd = float(group["lr"]), group["momentum"], group["dampening"], group["weight_decay"]
+        lr, mu, damp, wd = number(group["lr"]), group["momentum"], group["dampening"], group["weight_decay"]
         dtype = params[0].dtype
         if mu != 0:
             bufs, fresh = self._buffers(group, params)
@@ -112,7 +112,7 @@ class SGD(AdamlibOptimizer):
 
     def _fused_torch(self, group, params):
         mu = group["momentum"]
-        kw = dict(weight_decay=group["weight_decay"], momentum=mu, lr=float(group["lr"]),
+        kw = dict(weight_decay=group["weight_decay"], momentum=mu, lr=number(group["lr"]),
                   dampening=group["dampening"], nesterov=group["nesterov"],
                   maximize=group["maximize"])
         theta, grads = self._columns([[p, p.grad] for p in params])
@@ -155,7 +155,7 @@ class Momentum(AdamlibOptimizer):
 
     def _step_size(self, group, t: float) -> float:
         bc = 1 - group["beta"] ** t if group["bias_correction"] else 1.0
-        return float(group["lr"]) / bc
+        return number(group["lr"]) / bc
 
     def _step_per_tensor(self, group, params):
         beta, wd = group["beta"], group["weight_decay"]
@@ -167,7 +167,7 @@ class Momentum(AdamlibOptimizer):
             state["step"] += 1                                     # t <- t + 1
             m = real(state["exp_avg"])
             m.lerp_(real(g), 1 - beta)                             # m_t = beta m + (1 - beta) g
-            real(p).add_(m, alpha=-self._step_size(group, float(state["step"])))  # theta -= lr m_hat
+            real(p).add_(m, alpha=-self._step_size(group, step_count(state["step"])))  # theta -= lr m_hat
 
     def _step_foreach(self, group, params):
         beta, wd = group["beta"], group["weight_decay"]
