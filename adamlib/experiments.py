@@ -344,9 +344,14 @@ def cache_dir() -> Path:
     return Path("~/.cache/adamlib/results").expanduser()
 
 
+# Bumped whenever the runners compute something different for the same configuration (2: the
+# initial weights are drawn in the experiment's dtype), so that no cache serves stale results.
+PROTOCOL = 2
+
+
 def cache_key(name: str, cfg: dict, mode: str, device: str) -> str:
     """A hash of everything a result depends on: name, configuration, mode, device, versions."""
-    blob = json.dumps({"name": name, "config": cfg, "mode": mode, "device": device,
+    blob = json.dumps({"name": name, "config": cfg, "mode": mode, "device": device, "protocol": PROTOCOL,
                        "adamlib": __version__, "torch": torch.__version__}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
@@ -428,16 +433,33 @@ def _load_data(spec: dict, device, dtype: torch.dtype = torch.float32) -> data_m
     return data_module.binarize(data) if binary else data
 
 
+@contextlib.contextmanager
+def _default_dtype(dtype: torch.dtype):
+    """Create tensors in ``dtype``: the initial weights are drawn in it, not cast to it.
+
+    Drawn in float32 and cast, the weights of one seed differ in their last float32 bit between
+    torch's kernel paths (its generic kernels vs AVX2/AVX-512), and training amplifies that.
+    """
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)
+
+
 def _build_model(spec: dict, data: data_module.Dataset, overrides: dict):
+    """The model of ``spec`` for ``data``, its parameters drawn in ``data.X``'s dtype."""
     spec = {**spec, **overrides}
     name = spec.pop("name")
-    if name == "cnn":
-        if data.X.ndim == 2 and spec.get("dims") == 2:  # flat images: restore (C, H, W)
-            raise ValueError("the 2-D CNN needs images of shape (m, C, H, W)")
-        return models.CNN(n_classes=data.n_classes, **spec)
-    if name == "mlp":
-        spec["hidden"] = tuple(spec.get("hidden", (1000, 1000)))
-    return models.build(name, n_features=data.n_features, n_classes=data.n_classes, **spec)
+    with _default_dtype(data.X.dtype):
+        if name == "cnn":
+            if data.X.ndim == 2 and spec.get("dims") == 2:  # flat images: restore (C, H, W)
+                raise ValueError("the 2-D CNN needs images of shape (m, C, H, W)")
+            return models.CNN(n_classes=data.n_classes, **spec)
+        if name == "mlp":
+            spec["hidden"] = tuple(spec.get("hidden", (1000, 1000)))
+        return models.build(name, n_features=data.n_features, n_classes=data.n_classes, **spec)
 
 
 def _median_sqrt_vhat(model, optimizer) -> dict[str, float]:
@@ -461,7 +483,7 @@ def _run_classify(cfg: dict, device, progress) -> tuple[list[dict], dict]:
         for optimizer_name, grid in cfg["grid"].items():
             for lr in grid:
                 seed_everything(cfg["seed"])  # same theta_0 and dropout masks for every run
-                model = _build_model(cfg["model"], data, overrides).to(device=device, dtype=data.X.dtype)
+                model = _build_model(cfg["model"], data, overrides).to(device)
                 optimizer, scheduler = make_optimizer(
                     optimizer_name, model.parameters(), lr, cfg.get("weight_decay", 0.0),
                     cfg.get("schedule", {}).get(optimizer_name))
@@ -501,7 +523,7 @@ def _run_deterministic(cfg: dict, device, progress) -> tuple[list[dict], dict]:
 
     for lr in cfg["grid"]["Adam"]:
         seed_everything(cfg["seed"])
-        model = _build_model(cfg["model"], data, {}).to(device=device, dtype=data.X.dtype)
+        model = _build_model(cfg["model"], data, {}).to(device)
         optimizer, _ = make_optimizer("Adam", model.parameters(), lr)
         h = train(model, objective(model), optimizer, data.X, data.y, epochs=cfg["epochs"],
                   batch_size=cfg["batch_size"], seed=cfg["seed"], record="epoch", progress=progress)
@@ -513,7 +535,7 @@ def _run_deterministic(cfg: dict, device, progress) -> tuple[list[dict], dict]:
     # step() call runs the whole budget; the closure records every evaluation, and the curve is
     # the lowest cost found so far (trial points of a line search may be worse than the iterate).
     seed_everything(cfg["seed"])
-    model = _build_model(cfg["model"], data, {}).to(device=device, dtype=data.X.dtype)
+    model = _build_model(cfg["model"], data, {}).to(device)
     loss_fn = objective(model)
     budget = cfg["lbfgs"]["evaluations"]
     lbfgs = torch.optim.LBFGS(model.parameters(), lr=1.0, max_iter=10 * budget, max_eval=budget,
@@ -580,8 +602,9 @@ def _run_vae_grid(cfg: dict, device, progress) -> tuple[list[dict], dict]:
     bias_correction = tensor([g[3] for g in grid], dtype=torch.bool)
 
     seed_everything(cfg["seed"])
-    single = models.VAE(data.n_features, **cfg["model"])
-    model = models.BatchedVAE(single, K).to(device=device, dtype=X.dtype)
+    with _default_dtype(X.dtype):
+        single = models.VAE(data.n_features, **cfg["model"])
+        model = models.BatchedVAE(single, K).to(device)
     params = list(model.parameters())
     state: dict = {}
     batch_order = torch.Generator().manual_seed(cfg["seed"])
