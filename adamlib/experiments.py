@@ -8,8 +8,8 @@ run over a grid of learning rates (its own grid, as the useful step sizes of SGD
 differ by orders of magnitude); the best lr is the one with the lowest mean log training cost
 over the epochs (:func:`score`: low early *and* late, so a step size that is erratic but lucky
 at the last epoch does not win; the paper does not say how it picked). Scores within
-:data:`TIE` of the best are a tie, won by the smallest lr (:func:`best_step_size`), so the
-choice does not flip with rounding. Fast mode trains in float64 (see :data:`FAST_DTYPE`).
+:data:`TIE` of the best are a tie, won by the smallest lr (:func:`adamlib.selection.best_step_size`),
+so the choice does not flip with rounding. Fast mode trains in float64 (see :data:`FAST_DTYPE`).
 
     python -m adamlib.experiments list
     python -m adamlib.experiments run logreg [--full] [--device cuda] [--out DIR] [--no-cache]
@@ -52,6 +52,7 @@ from . import __version__
 from . import data as data_module
 from . import models
 from ._atomic import atomic_file
+from .selection import TIE, best_step_size
 from .optim import SGD, Adagrad, Adam, RMSProp
 from .train import seed_everything, train
 
@@ -300,26 +301,6 @@ class Result:
         return {name: self.best(name, variant)["epoch_loss"] for name in self.optimizers
                 if any(r["variant"] == (variant if variant is not None else self.variants[0])
                        and r["optimizer"] == name for r in self.runs)}
-
-
-# Two scores within TIE of each other are a tie: 0.01 in mean log cost is a 1 % difference in
-# the geometric mean of the training cost, far above what rounding moves in float64, and below
-# what the chapters call a difference between step sizes.
-TIE = 0.01
-
-
-def best_step_size(scores: dict[float, float], tie: float = TIE) -> float:
-    """The step size with the lowest score; among those within ``tie`` of it, the smallest.
-
-    A near-tie between two grid points would otherwise be decided by rounding, and flip from
-    one machine to the next; the smaller step size is the conservative choice.
-    """
-    if not scores:
-        raise ValueError("scores={} is not accepted: expected at least one step size")
-    if not tie >= 0:
-        raise ValueError(f"tie={tie!r} is not accepted: expected a number >= 0")
-    top = min(scores.values())
-    return min(lr for lr, s in scores.items() if s <= top + tie)
 
 
 def score(losses: list) -> float:

@@ -40,6 +40,7 @@ import torch
 from . import plots
 from .optim import SGD, Adagrad, Adam, Momentum, RMSProp
 from .problems import SURFACES, Surface, Trajectory
+from .selection import best_step_size
 
 __all__ = ["RACERS", "LR_GRID", "STEPS", "FLOOR", "BLOWUP", "RaceResult", "diverged", "score", "run_grid", "tune",
            "race", "draw_paths", "draw_gaps", "draw_race"]
@@ -160,13 +161,18 @@ def run_grid(surface, optimizer, lrs: Sequence[float], steps: int = STEPS, start
 
 def tune(surface, optimizer, grid: Sequence[float] = LR_GRID, steps: int = STEPS,
          seed: int = 0) -> tuple[float, np.ndarray, Trajectory]:
-    """The best lr of ``grid`` by :func:`score` (ties: the first), every lr's score, its run."""
+    """The best lr of ``grid`` by :func:`score`, every lr's score, its run.
+
+    Scores within :data:`adamlib.selection.TIE` of the lowest tie, and the smallest lr among
+    them wins (:func:`adamlib.selection.best_step_size`), so the choice does not flip with rounding.
+    """
     runs = run_grid(surface, optimizer, grid, steps=steps, seed=seed)
     scores = np.array([score(r) for r in runs])
     if not np.any(np.isfinite(scores)):
         raise ValueError(f"every lr of grid={tuple(grid)} diverged for optimizer={optimizer!r}")
-    best = int(np.argmin(scores))
-    return float(grid[best]), scores, runs[best]
+    best = best_step_size({float(lr): float(s) for lr, s in zip(grid, scores)})
+    index = [float(lr) for lr in grid].index(best)
+    return best, scores, runs[index]
 
 
 @dataclass

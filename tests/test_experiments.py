@@ -85,6 +85,8 @@ def test_best_step_size_breaks_near_ties_towards_the_smaller_lr():
         experiments.best_step_size({})
     with pytest.raises(ValueError, match="tie=-1 is not accepted"):
         experiments.best_step_size({1.0: 0.0}, tie=-1)
+    with pytest.raises(ValueError, match="not NaN"):
+        experiments.best_step_size({1.0: math.nan})
     result = experiments.Result("x", "fast", {}, "cpu", "0", runs=[
         {"variant": "", "optimizer": "A", "lr": lr, "epoch_loss": [1.0, math.exp(s)]}
         for lr, s in ((3.0, -2.005), (1.0, -2.0))])
