@@ -17,6 +17,7 @@ torch-compatible checkpoints) lives here once.
 """
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 
 import torch
@@ -212,12 +213,13 @@ class AdamlibOptimizer(Optimizer):
     #: a CPU; "triton" on CPU tensors needs TRITON_INTERPRET=1).
     _fused_backend = "auto"
 
-    @torch.compiler.disable(reason="adamlib's fused kernels (numba, Triton) take raw data pointers")
+    # Never traced by torch.compile (the lazy form torch.optim uses: no torch._dynamo import at
+    # class definition): numba's and Triton's kernels take raw data pointers, which the compiler
+    # cannot follow, so a compiled step runs this eagerly, one graph break per param group. The
+    # compiler fuses the multi-tensor path into one pass by itself: compile that instead.
+    @torch._disable_dynamo
     def _step_fused(self, group: dict, params: list[torch.Tensor]) -> None:
         """One pass over memory per parameter, where a kernel can do it; else the same numbers.
-
-        Under ``torch.compile`` this runs eagerly (one graph break per param group): numba's and
-        Triton's kernels are opaque to the compiler. The compiler fuses the foreach path itself.
 
         Where torch has a fused kernel for exactly this configuration, it is used on a CPU too:
         the same single pass, hand-vectorised, with nothing to compile and no numba needed;
@@ -225,15 +227,25 @@ class AdamlibOptimizer(Optimizer):
         Triton on a GPU). Parameters no fused kernel can take (a non-contiguous tensor or
         state, float16 or bfloat16 outside torch's kernels, a GPU without Triton) are stepped
         by the per-tensor loop on a CPU and by the multi-tensor path elsewhere, so a mixed
-        model still steps in one call.
+        model still steps in one call. So are tensor subclasses such as FSDP2's DTensor
+        parameters where torch has no kernel (adamlib's kernels read memory through raw data
+        pointers, which a subclass does not expose), with a warning, once.
         """
         own, torch_fused, per_tensor, foreach = defaultdict(list), defaultdict(list), [], []
         backend = self._fused_backend
         use_torch = backend in ("auto", "torch") and self._torch_fused_matches(group)
         state = self.state
+        subclasses = set()
         for p in params:
             on_cpu = p.is_cpu
-            flat = _fused.kernel_eligible(p, state[p])
+            if not _fused.plain(p):
+                if use_torch:  # torch's kernels dispatch on the subclass (DTensor: on local shards)
+                    torch_fused[(p.device, p.dtype)].append(p)
+                    continue
+                subclasses.add(type(p).__name__)
+                flat = False
+            else:
+                flat = _fused.kernel_eligible(p, state[p])
             if use_torch and (flat if on_cpu else p.dtype in _fused.TORCH_FUSED_DTYPES):
                 torch_fused[(p.device, p.dtype)].append(p)
             elif flat and (backend == "triton" or
@@ -245,6 +257,15 @@ class AdamlibOptimizer(Optimizer):
                 per_tensor.append(p)
             else:
                 foreach.append(p)
+        if subclasses and not getattr(self, "_warned_subclass", False):
+            self._warned_subclass = True
+            warnings.warn(
+                f"{type(self).__name__}(fused=True): {', '.join(sorted(subclasses))} parameters are "
+                f"stepped by the {'per-tensor loop' if per_tensor else 'multi-tensor path'} instead: "
+                "adamlib's own fused kernels read memory through raw data pointers, which a tensor "
+                "subclass does not expose (torch's fused kernels take them, where torch has one for "
+                "the configuration: SGD, Momentum, Adagrad, Adam/AdamW/AMSGrad with bias correction)",
+                UserWarning, stacklevel=3)
         for (run, _, _), bucket in own.items():
             if run is _fused.run_numba:
                 _fused.require_numba(type(self).__name__)

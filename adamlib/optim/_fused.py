@@ -175,6 +175,15 @@ TORCH_FUSED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float6
                       torch.complex64, torch.complex128)
 
 
+#: the tensor types whose data_ptr() is their memory
+PLAIN_TYPES = (torch.Tensor, torch.nn.Parameter)
+
+
+def plain(p: torch.Tensor) -> bool:
+    """A parameter and gradient of the plain tensor types (not DTensor or another subclass)."""
+    return type(p) in PLAIN_TYPES and type(p.grad) in PLAIN_TYPES
+
+
 def kernel_eligible(p: torch.Tensor, state: dict) -> bool:
     """A parameter whose tensors adamlib's kernels can treat as flat arrays of equal layout.
 

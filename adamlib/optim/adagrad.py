@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from . import _fused, _validate
-from ._base import AdamlibOptimizer, foreach_addcdiv_, number, real, step_count
+from ._base import AdamlibOptimizer, number, real, step_count
 
 
 class Adagrad(AdamlibOptimizer):
@@ -66,7 +66,16 @@ class Adagrad(AdamlibOptimizer):
             torch._foreach_addcmul_(G, g, g, value=1)
             std = torch._foreach_sqrt(G)
             torch._foreach_add_(std, eps)
-            foreach_addcdiv_(theta, g, std, [-self._lr(group, t) for t in ts])
+            # torch's foreach order, which rounds differently from the loop's addcdiv in float16
+            # and bfloat16: the numerator -lr_t g first, in place where g is already a temporary
+            # (on a CPU torch's in-place scalar-list multiply rounds unlike the out-of-place one)
+            neg_lrs = [-self._lr(group, t) for t in ts]
+            if wd != 0 or group["maximize"]:
+                torch._foreach_mul_(g, neg_lrs)
+                numerator = g
+            else:
+                numerator = torch._foreach_mul(g, neg_lrs)
+            torch._foreach_addcdiv_(theta, numerator, std)
 
     def _fused_kernel(self, group, params, run):
         eps, wd, dtype = group["eps"], group["weight_decay"], params[0].dtype
