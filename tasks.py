@@ -43,6 +43,9 @@ PERTURBED = {
     "MKL_CBWR": "COMPATIBLE",
     # NumPy's OpenBLAS with the AVX kernels of Sandy Bridge, not this CPU's own.
     "OPENBLAS_CORETYPE": "Sandybridge",
+    # NumPy's own loops (exp, log, power, tanh) in their baseline SSE code instead of the
+    # AVX2/AVX-512 versions it picks at run time: those round differently in the last bit.
+    "NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4 AVX512_ICL AVX512_SPR",
 }
 # Experiments computed under the perturbation are cached apart from the book's own.
 PERTURBED_CACHE = ROOT / ".adamlib_cache" / "perturbed"

@@ -4,7 +4,7 @@
     .venv/bin/python tools/perturbation_probe.py
 
 Runs a few reductions (a float32 sum of 100 000 numbers, an nn.Linear forward, float32 and
-float64 matrix products in torch and in NumPy) in a fresh interpreter with the machine's
+float64 matrix products in torch and in NumPy, NumPy's exp and log) in a fresh interpreter with the machine's
 defaults, then with each group of settings from tasks.PERTURBED alone and with all of them,
 and prints which results changed in their low-order bits. A setting that changes nothing on
 some machine (an ARM CPU has no AVX kernels to switch off) is reported, not failed: the test
@@ -39,6 +39,8 @@ with torch.no_grad():
         "torch float64 matmul": (a64 @ a64).sum(dim=1).tolist(),
         "numpy float32 matmul": (b32 @ b32).astype(np.float64).sum(axis=1).tolist(),
         "numpy float64 matmul": (b64 @ b64)[:, :5].ravel().tolist(),
+        "numpy float64 exp and log": [float(np.exp(b64).sum()), float(np.log(np.abs(b64)).sum()),
+                                      float(np.exp(b64).view(np.int64).sum() % 2**52)],
     }
 print(json.dumps({k: [float(v).hex() for v in (x if isinstance(x, list) else [x])] for k, x in out.items()}))
 """
@@ -49,6 +51,7 @@ GROUPS = {
     "torch generic kernels": ("ATEN_CPU_CAPABILITY",),
     "MKL compatible mode": ("MKL_CBWR",),
     "OpenBLAS Sandy Bridge kernels": ("OPENBLAS_CORETYPE",),
+    "NumPy baseline loops": ("NPY_DISABLE_CPU_FEATURES",),
 }
 
 
