@@ -84,3 +84,46 @@ def test_cpu_checkpoint_loads_into_cuda_params(case, foreach):
     run(gopt, gparams, 10, start=11, sign=case.grad_sign)  # no "expected all tensors on the same device"
     for a, b in zip(params, gparams):
         torch.testing.assert_close(a, b.cpu(), **TOL[torch.float64])
+
+
+# ---------------------------------------------------------------------------------------
+# torch's optimizer database: the configurations it keeps for CUDA (tests/test_torch_optim_db.py
+# runs the CPU ones). All of them set capturable=True, which adamlib refuses (its step reads t on
+# the host): each must be refused by name, and without the flag give torch's capturable numbers.
+# torch's capturable step computes its bias corrections in float32 on the device, whatever the
+# parameters' dtype, so float64 runs are held to float32's tolerances here.
+
+def _cuda_only_inputs():
+    from torch_db import infos
+    out = []
+    for info in infos():
+        on_cpu = {oi.desc for oi in info.optim_inputs_func("cpu", None)}
+        for index, oi in enumerate(info.optim_inputs_func("cuda", None)):
+            if oi.desc not in on_cpu:
+                for path in ["default", "foreach", "for-loop"] + (["fused"] if "cuda" in info.supports_fused_on else []):
+                    out.append(pytest.param(info, index, path, id=f"{info.name}-{oi.desc}-{path}"))
+    return out
+
+
+CUDA_ONLY = _cuda_only_inputs()
+DB_PATH_FLAGS = {"default": {}, "foreach": {"foreach": True}, "for-loop": {"foreach": False}, "fused": {"fused": True}}
+
+
+def test_the_databases_cuda_only_inputs_are_all_there():
+    # capturable configurations: Adam 5, AdamW 5, Adamax 5, RMSprop 3; Adam and AdamW also fused
+    assert len(CUDA_ONLY) == 18 * 3 + 10
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("info, index, path", CUDA_ONLY)
+def test_cuda_only_configuration_refused_by_name_and_matched_without_the_flag(info, index, path, dtype):
+    import adamlib
+    from torch_db import SHARED, adamlib_kwargs, same_run
+    kwargs = {**info.optim_inputs_func("cuda", None)[index].kwargs, **DB_PATH_FLAGS[path]}
+    if path == "fused":
+        kwargs.pop("foreach", None)
+    ours = adamlib_kwargs(info.name, kwargs)
+    assert ours.pop("capturable") is True
+    with pytest.raises(ValueError, match=r"invalid capturable = True"):
+        getattr(adamlib, SHARED[info.name])(make_params(dtype, "cuda"), capturable=True, **ours)
+    same_run(info, kwargs, ours, dtype, device="cuda", tol=TOL[torch.float32])

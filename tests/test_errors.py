@@ -71,6 +71,9 @@ def _cases():
     add("RMSProp", dict(momentum=-1.0), "momentum", -1.0)
     add("RMSProp", dict(momentum=1.0), "momentum", 1.0)
     add("RMSProp", dict(centered="yes"), "centered", "yes")
+    for cls in ("RMSProp", "Adam", "AdamW", "AMSGrad", "AdaMax"):  # torch's flag: accepted as False
+        add(cls, dict(capturable=True), "capturable", True)
+        add(cls, dict(capturable="no"), "capturable", "no")
     return out
 
 

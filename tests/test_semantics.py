@@ -238,13 +238,14 @@ def test_constructor_defaults_are_the_design_table():
                                 maximize=False, foreach=None, fused=None)
     assert d("RMSProp") == dict(lr=1e-2, beta=0.99, eps=1e-8, bias_correction=False, eps_inside_sqrt=False,
                                 weight_decay=0, maximize=False, centered=False, momentum=0, foreach=None,
-                                fused=None)
+                                fused=None, capturable=False)
     adam = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, bias_correction=True,
-                decoupled_weight_decay=False, maximize=False, foreach=None, fused=None)
+                decoupled_weight_decay=False, maximize=False, foreach=None, fused=None, capturable=False)
     assert d("Adam") == adam
     assert d("AdamW") == {**adam, "weight_decay": 1e-2, "decoupled_weight_decay": True}
     assert d("AMSGrad") == {**adam, "amsgrad": True}
-    assert d("AdaMax") == dict(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, maximize=False, foreach=None, fused=None)
+    assert d("AdaMax") == dict(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, maximize=False, foreach=None, fused=None,
+                               capturable=False)
     for cls in CLASS_NAMES:
         assert issubclass(getattr(adamlib, cls), torch.optim.Optimizer)
 

@@ -13,7 +13,8 @@ CPU, ``_fused.run_triton`` on a GPU) and, where torch has a fused kernel for exa
 configuration, ``_torch_fused_matches(group)`` and ``_fused_torch(group, params)``.
 
 Everything else (closures, ``None`` grads, maximize, complex numbers, choosing a path,
-torch-compatible checkpoints) lives here once.
+torch-compatible checkpoints, tracing under ``torch.compile``) lives here once. torch's
+``capturable`` flag, where torch.optim has it, is accepted as False (``_validate.capturable``).
 """
 from __future__ import annotations
 
@@ -133,6 +134,8 @@ class AdamlibOptimizer(Optimizer):
                 _validate.flag(type(self).__name__, name, defaults[name])
         _validate.flag(type(self).__name__, "foreach", defaults.get("foreach"), allow_none=True)
         _validate.flag(type(self).__name__, "fused", defaults.get("fused"), allow_none=True)
+        if "capturable" in defaults:
+            _validate.capturable(type(self).__name__, defaults["capturable"])
         if defaults.get("fused") and defaults.get("foreach"):
             raise ValueError(
                 f"{type(self).__name__}: invalid foreach = True with fused = True; "

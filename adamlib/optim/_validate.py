@@ -57,3 +57,14 @@ def flag(owner: str, name: str, value, *, allow_none: bool = False) -> None:
     if isinstance(value, bool) or (allow_none and value is None):
         return
     _fail(owner, name, value, "True or False" + (" or None" if allow_none else ""))
+
+
+def capturable(owner: str, value) -> None:
+    """torch.optim's ``capturable`` flag, accepted as False only, so code written for torch that
+    passes it still runs: adamlib's step reads each parameter's step count t as a number on the
+    host, which a CUDA graph cannot capture. (``torch.compile`` keeps t in its graph instead.)"""
+    flag(owner, "capturable", value)
+    if value:
+        _fail(owner, "capturable", value, "False (adamlib's step reads each parameter's step count "
+              "on the host, which a CUDA graph cannot capture; torch.compile(opt.step) keeps it in "
+              "the compiled graph instead)")

@@ -35,6 +35,7 @@ class Adam(AdamlibOptimizer):
     def __init__(
         self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False,
         bias_correction=True, decoupled_weight_decay=False, maximize=False, foreach=None, fused=None,
+        capturable=False,
     ):
         name = type(self).__name__
         _validate.betas(name, betas)
@@ -44,7 +45,7 @@ class Adam(AdamlibOptimizer):
         defaults = dict(
             lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
             bias_correction=bias_correction, decoupled_weight_decay=decoupled_weight_decay,
-            maximize=maximize, foreach=foreach, fused=fused,
+            maximize=maximize, foreach=foreach, fused=fused, capturable=capturable,
         )
         super().__init__(params, defaults)
 
@@ -148,12 +149,12 @@ class AdamW(Adam):
 
     def __init__(
         self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False,
-        bias_correction=True, maximize=False, foreach=None, fused=None,
+        bias_correction=True, maximize=False, foreach=None, fused=None, capturable=False,
     ):
         super().__init__(
             params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
             bias_correction=bias_correction, decoupled_weight_decay=True, maximize=maximize,
-            foreach=foreach, fused=fused,
+            foreach=foreach, fused=fused, capturable=capturable,
         )
 
 
@@ -168,10 +169,10 @@ class AMSGrad(Adam):
 
     def __init__(
         self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, bias_correction=True,
-        decoupled_weight_decay=False, maximize=False, foreach=None, fused=None,
+        decoupled_weight_decay=False, maximize=False, foreach=None, fused=None, capturable=False,
     ):
         super().__init__(
             params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=True,
             bias_correction=bias_correction, decoupled_weight_decay=decoupled_weight_decay,
-            maximize=maximize, foreach=foreach, fused=fused,
+            maximize=maximize, foreach=foreach, fused=fused, capturable=capturable,
         )

@@ -22,10 +22,10 @@ class AdaMax(AdamlibOptimizer):
     state_names = ("exp_avg", "exp_inf")
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
-                 maximize=False, foreach=None, fused=None):
+                 maximize=False, foreach=None, fused=None, capturable=False):
         _validate.betas(type(self).__name__, betas)
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                        maximize=maximize, foreach=foreach, fused=fused)
+                        maximize=maximize, foreach=foreach, fused=fused, capturable=capturable)
         super().__init__(params, defaults)
 
     def _step_per_tensor(self, group, params):

@@ -42,7 +42,7 @@ class RMSProp(AdamlibOptimizer):
 
     def __init__(self, params, lr=1e-2, beta=0.99, eps=1e-8, bias_correction=False,
                  eps_inside_sqrt=False, weight_decay=0, maximize=False, centered=False, momentum=0,
-                 foreach=None, fused=None):
+                 foreach=None, fused=None, capturable=False):
         name = type(self).__name__
         _validate.unit_interval(name, "beta", beta)
         _validate.unit_interval(name, "momentum", momentum)
@@ -58,7 +58,7 @@ class RMSProp(AdamlibOptimizer):
         defaults = dict(lr=lr, beta=beta, eps=eps, bias_correction=bias_correction,
                         eps_inside_sqrt=eps_inside_sqrt, weight_decay=weight_decay,
                         maximize=maximize, centered=centered, momentum=momentum,
-                        foreach=foreach, fused=fused)
+                        foreach=foreach, fused=fused, capturable=capturable)
         super().__init__(params, defaults)
 
     def _state_names(self, group) -> tuple[str, ...]:
