@@ -10,6 +10,9 @@ tests/optim_cases.py (a step with no gradients, a parameter whose gradients star
 and every state tensor must agree: float64 to rtol 1e-10, float32 to assert_close's defaults.
 And every construction error torch raises for these optimizers, adamlib raises too, except the
 few torch limitations adamlib does not share (``LIFTED``), which are held to torch's numbers.
+Where torch.optim itself fails on the run (``TORCH_FAILS``: its fused SGD with momentum, once a
+parameter's first gradient comes late), the failure is asserted and adamlib is held to torch's
+for-loop instead.
 
 The cases are counted (``EXPECTED_CASES``), so an optimizer dropping out of the database, or a
 configuration being filtered away, fails instead of passing silently. Configurations torch keeps
