@@ -154,7 +154,7 @@ _register(Experiment(
               epochs=10, batch_size=128, weight_decay=1e-4, seed=0, schedule={"Adam": "inv_sqrt"},
               eval_batch_size=1000, variants={"+dropout": {}},
               grid={"Adagrad": _half_decades(0.1, 1.0), "RMSProp": _half_decades(1e-2, 1e-1),
-                    "SGDNesterov": _half_decades(0.1, 1.0), "Adam": _half_decades(0.1, 1.0)}),
+                    "SGDNesterov": _half_decades(0.1, 1.0), "Adam": _half_decades(0.03, 1.0)}),
     full=dict(dtype="float32", data={"loader": "imdb"}, model={"name": "logreg", "input_dropout": 0.5, "sparse_inputs": True},
               epochs=160, batch_size=128, weight_decay=1e-4, seed=0, schedule={"Adam": "inv_sqrt"},
               eval_batch_size=5000, variants={"+dropout": {}, "": {"input_dropout": 0.0}},
