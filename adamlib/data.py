@@ -8,7 +8,8 @@ Loaders here need no network. The fast-mode data sets ship with a package (sciki
 digits) or are generated locally; loaders of the paper's real data sets (MNIST, CIFAR-10,
 IMDB) for full mode download each file once (see ``SOURCES``), verify its MD5 checksum
 and cache it under ``$ADAMLIB_DATA`` (default ``~/.cache/adamlib/data``); offline they fail
-with a one-line message naming the file and where to put it.
+with a message naming every missing file, its URL and the folder to put it in. A local copy
+whose checksum differs is refused unless ``$ADAMLIB_DATA_VERIFY=0`` (:data:`VERIFY_VARIABLE`).
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from dataclasses import dataclass
 import torch
 
 __all__ = ["Dataset", "load_digits", "load_mnist1d", "make_sparse_bow", "load_mnist", "load_cifar10",
-           "load_imdb", "binarize", "zca_whiten", "fetch", "SOURCES", "DataUnavailableError"]
+           "load_imdb", "binarize", "zca_whiten", "fetch", "fetch_all", "verification_enabled", "SOURCES",
+           "DataUnavailableError"]
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
@@ -243,6 +245,24 @@ class DataUnavailableError(RuntimeError):
     """A real data set's file is missing and cannot be downloaded, or is corrupt."""
 
 
+#: Set to ``0`` to use local copies whose MD5 checksum differs from the original's (a
+#: re-compressed archive, a mirror's copy); each such file then gives a warning instead of an
+#: error. The command line's ``--no-verify`` sets it. Results computed that way are cached
+#: apart from verified ones.
+VERIFY_VARIABLE = "ADAMLIB_DATA_VERIFY"
+
+
+def verification_enabled() -> bool:
+    """False when ``$ADAMLIB_DATA_VERIFY`` is ``0``; True when it is ``1`` or unset."""
+    import os
+
+    value = os.environ.get(VERIFY_VARIABLE, "1").strip()
+    if value not in ("0", "1", ""):
+        raise ValueError(f"{VERIFY_VARIABLE}={value!r} is not accepted: expected 0 (use files whose "
+                         f"MD5 differs, with a warning) or 1 (verify them, the default)")
+    return value != "0"
+
+
 def _root(root) -> "pathlib.Path":
     import os
     import pathlib
@@ -271,35 +291,67 @@ def _download(url: str, target) -> None:
             out.write(block)
 
 
-def fetch(dataset: str, filename: str, root=None, download: bool = True):
-    """The path of one verified file of a real data set, downloading it if needed.
+def fetch_all(dataset: str, filenames, root=None, download: bool = True) -> list:
+    """The paths of verified files of a real data set, downloading the missing ones if needed.
 
-    Raises :class:`DataUnavailableError` with a one-line message naming the file, its URL and
-    the place to put it when the file is missing and cannot be downloaded (no network), or
-    when its MD5 checksum does not match (a truncated or different file).
+    Every problem is reported at once, in one :class:`DataUnavailableError`: all the files
+    that are missing and could not be downloaded (each with its URL, and the folder to put
+    them in), or all the files whose MD5 checksum differs from the original's. After the first
+    failed download the others are not tried (offline, each would wait for its timeout).
+    With ``$ADAMLIB_DATA_VERIFY=0`` a differing checksum warns instead (see
+    :data:`VERIFY_VARIABLE`).
     """
-    if dataset not in SOURCES or filename not in SOURCES[dataset]:
-        raise ValueError(f"dataset={dataset!r}, filename={filename!r} is not accepted: expected "
-                         f"one of {sorted((d, f) for d in SOURCES for f in SOURCES[d])}")
-    url, md5 = SOURCES[dataset][filename]
-    path = _root(root) / dataset / filename
-    if not path.exists():
-        if not download:
-            raise DataUnavailableError(
-                f"{dataset}: file {path} is missing; download {url} and put it there "
-                f"(or pass download=True)")
-        try:
-            _download(url, path)
-        except OSError as error:  # URLError, timeouts and DNS failures are OSErrors
-            raise DataUnavailableError(
-                f"{dataset}: could not download {url} ({error.__class__.__name__}: {error}); "
-                f"without a network, download it elsewhere and copy it to {path}") from None
-    actual = _md5(path)
-    if actual != md5:
+    filenames = list(filenames)
+    for filename in filenames:
+        if dataset not in SOURCES or filename not in SOURCES[dataset]:
+            raise ValueError(f"dataset={dataset!r}, filename={filename!r} is not accepted: expected "
+                             f"one of {sorted((d, f) for d in SOURCES for f in SOURCES[d])}")
+    verify = verification_enabled()
+    folder = _root(root) / dataset
+    paths = [folder / filename for filename in filenames]
+    missing = [(f, p) for f, p in zip(filenames, paths) if not p.exists()]
+    failure = "download=False" if not download else None
+    still_missing = []
+    for filename, path in missing:
+        url = SOURCES[dataset][filename][0]
+        if failure is None:
+            try:
+                _download(url, path)
+                continue
+            except OSError as error:  # URLError, timeouts and DNS failures are OSErrors
+                failure = f"{error.__class__.__name__}: {error}"
+        still_missing.append(url)
+    if still_missing:
+        many = len(still_missing) > 1
+        them = "them" if many else "it"
         raise DataUnavailableError(
-            f"{dataset}: file {path} has MD5 {actual}, expected {md5}; it is truncated or not "
-            f"the original: delete it and download {url} again")
-    return path
+            f"{dataset}: {len(still_missing)} file{'s are' if many else ' is'} missing from {folder} "
+            f"and could not be downloaded ({failure}); download {them} (elsewhere, if this machine "
+            f"has no network) and put {them} in {folder}:\n"
+            + "\n".join(f"  {url}" for url in still_missing)
+            + f"\n(the data folder is $ADAMLIB_DATA, or the command line's --data-dir: now {folder.parent})")
+    differing = []
+    for filename, path in zip(filenames, paths):
+        url, md5 = SOURCES[dataset][filename]
+        actual = _md5(path)
+        if actual != md5:
+            differing.append((f"{dataset}: file {path} has MD5 {actual}, expected {md5}", url))
+    if differing and verify:
+        raise DataUnavailableError("\n".join(
+            f"{what}: it is truncated or not the original; delete it and download {url} again, "
+            f"or, to use it anyway, set {VERIFY_VARIABLE}=0 (the command line's --no-verify)"
+            for what, url in differing))
+    if differing:
+        import warnings
+
+        for what, _ in differing:
+            warnings.warn(f"{what}; used anyway ({VERIFY_VARIABLE}=0)", stacklevel=2)
+    return paths
+
+
+def fetch(dataset: str, filename: str, root=None, download: bool = True):
+    """The path of one verified file of a real data set (see :func:`fetch_all`)."""
+    return fetch_all(dataset, [filename], root, download)[0]
 
 
 def _read_idx(path) -> torch.Tensor:
@@ -332,8 +384,9 @@ def load_mnist(split: str = "train", root=None, download: bool = True, device="c
         raise ValueError(f"split={split!r} is not accepted: expected 'train' or 'test'")
     device, dtype = _check_device(device), _check_dtype(dtype)
     prefix = "train" if split == "train" else "t10k"
-    images = _read_idx(fetch("mnist", f"{prefix}-images-idx3-ubyte.gz", root, download))
-    labels = _read_idx(fetch("mnist", f"{prefix}-labels-idx1-ubyte.gz", root, download))
+    image_path, label_path = fetch_all(
+        "mnist", [f"{prefix}-images-idx3-ubyte.gz", f"{prefix}-labels-idx1-ubyte.gz"], root, download)
+    images, labels = _read_idx(image_path), _read_idx(label_path)
     if len(images) != len(labels):
         raise DataUnavailableError(f"mnist: {len(images)} images but {len(labels)} labels")
     X = images.to(dtype) / 255.0

@@ -182,9 +182,12 @@ def test_imdb_reads_the_archive_layout_and_keeps_the_most_frequent_words(tmp_pat
 def test_offline_failure_names_the_file_and_what_to_do(tmp_path, offline):
     with pytest.raises(DataUnavailableError) as info:
         load_mnist(root=tmp_path)
-    message = str(info.value)
-    assert "\n" not in message
-    assert "train-images-idx3-ubyte.gz" in message and "https://" in message and str(tmp_path) in message
+    first, *urls, last = str(info.value).splitlines()
+    # one line saying what is wrong and where the files go, then one URL a line (ready for wget)
+    assert str(tmp_path / "mnist") in first and "could not be downloaded" in first
+    assert [u.strip().rsplit("/", 1)[1] for u in urls] == ["train-images-idx3-ubyte.gz",
+                                                           "train-labels-idx1-ubyte.gz"]
+    assert all(u.strip().startswith("https://") for u in urls) and "$ADAMLIB_DATA" in last
 
 
 def test_corrupt_file_fails_its_checksum(tmp_path, offline):
@@ -212,3 +215,78 @@ def test_mnist1d_is_generated_once_per_size_and_never_shared():
     again = data.load_mnist1d(num_samples=200, seed=3)
     assert torch.equal(again.X, before)               # ... does not reach the cache
     assert train.X.shape == (160, 40) and test.X.shape == (40, 40)
+
+
+# --- every missing file at once; accepting a local copy whose checksum differs -----------------
+
+def test_missing_files_are_all_named_at_once_with_their_urls_and_folder(tmp_path, monkeypatch):
+    tries = []
+
+    def no_network(url, target):
+        tries.append(url)
+        raise urllib.error.URLError("no network in the tests")
+    monkeypatch.setattr(data_module, "_download", no_network)
+    with pytest.raises(DataUnavailableError) as info:
+        load_mnist(root=tmp_path)
+    message = str(info.value)
+    folder = str(tmp_path / "mnist")
+    assert message.startswith(f"mnist: 2 files are missing from {folder}")
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"):
+        assert data_module.SOURCES["mnist"][name][0] in message
+    assert "URLError" in message and "--data-dir" in message
+    assert len(tries) == 1   # offline: one failed download, not one timeout per file
+
+
+def test_a_present_file_is_not_named_missing(tmp_path, monkeypatch, offline):
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    path = folder / "train-images-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(_idx(np.zeros((2, 28, 28))), mtime=0))
+    _register(monkeypatch, "mnist", path.name, path)
+    with pytest.raises(DataUnavailableError, match="^mnist: 1 file is missing") as info:
+        load_mnist(root=tmp_path)
+    assert "train-labels-idx1-ubyte.gz" in str(info.value)
+    assert "train-images-idx3-ubyte.gz" not in str(info.value)
+    with pytest.raises(DataUnavailableError, match=r"download=False"):
+        load_mnist(root=tmp_path, download=False)
+
+
+def _cifar_archive(monkeypatch, tmp_path, registered_md5=None):
+    rng = np.random.default_rng(0)
+    batches = {f"cifar-10-batches-py/{name}": pickle.dumps(
+        {b"data": rng.integers(0, 256, size=(4, 3072), dtype=np.uint8), b"labels": [0, 1, 2, 9]})
+        for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]}
+    _write_tar_gz(monkeypatch, tmp_path, "cifar10", "cifar-10-python.tar.gz", batches)
+    if registered_md5 is not None:
+        url, _ = data_module.SOURCES["cifar10"]["cifar-10-python.tar.gz"]
+        monkeypatch.setitem(data_module.SOURCES, "cifar10", {"cifar-10-python.tar.gz": (url, registered_md5)})
+
+
+def test_a_differing_checksum_says_how_to_accept_the_file(tmp_path, monkeypatch, offline):
+    monkeypatch.delenv("ADAMLIB_DATA_VERIFY", raising=False)
+    _cifar_archive(monkeypatch, tmp_path, registered_md5="0" * 32)
+    with pytest.raises(DataUnavailableError) as info:
+        load_cifar10(root=tmp_path)
+    message = str(info.value)
+    assert "\n" not in message and "expected " + "0" * 32 in message
+    assert "ADAMLIB_DATA_VERIFY=0" in message and "--no-verify" in message
+
+
+def test_verification_off_uses_the_file_with_a_warning(tmp_path, monkeypatch, offline):
+    _cifar_archive(monkeypatch, tmp_path, registered_md5="0" * 32)
+    monkeypatch.setenv("ADAMLIB_DATA_VERIFY", "0")
+    with pytest.warns(UserWarning, match="has MD5 .* used anyway"):
+        d = load_cifar10(root=tmp_path)
+    assert d.X.shape == (20, 3, 32, 32)
+    # a file whose checksum matches gives no warning either way
+    _cifar_archive_again = hashlib.md5((tmp_path / "cifar10" / "cifar-10-python.tar.gz").read_bytes()).hexdigest()
+    url, _ = data_module.SOURCES["cifar10"]["cifar-10-python.tar.gz"]
+    monkeypatch.setitem(data_module.SOURCES, "cifar10", {"cifar-10-python.tar.gz": (url, _cifar_archive_again)})
+    load_cifar10(root=tmp_path)   # warnings are errors under pytest
+
+
+@pytest.mark.parametrize("value", ["no", "false", "2"])
+def test_a_bad_verification_switch_is_refused_by_name(tmp_path, monkeypatch, value, offline):
+    monkeypatch.setenv("ADAMLIB_DATA_VERIFY", value)
+    with pytest.raises(ValueError, match=rf"^ADAMLIB_DATA_VERIFY='{value}' is not accepted: expected 0"):
+        load_cifar10(root=tmp_path)

@@ -203,3 +203,41 @@ def test_on_epoch_end_sees_every_epoch_and_changes_nothing():
               on_epoch_end=lambda epoch, history: seen.append((epoch, history.epoch_loss[-1])))
     assert [e for e, _ in seen] == [0, 1, 2] and [c for _, c in seen] == h.epoch_loss
     assert h.same_numbers(run(7))
+
+
+# --- the full-data cost in slices -------------------------------------------------------------
+
+def _mlp64(seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(5, 16), torch.nn.ReLU(), torch.nn.Dropout(0.5),
+                               torch.nn.Linear(16, 3)).double()
+
+
+@pytest.mark.parametrize("eval_batch_size", [1, 7, 100, 1002, 1003, 5000])
+def test_batched_full_loss_equals_the_one_shot_value_in_float64(eval_batch_size):
+    from adamlib.train import full_loss
+
+    g = torch.Generator().manual_seed(1)
+    X = torch.randn(1003, 5, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (1003,), generator=g)
+    model = _mlp64()
+    whole = full_loss(model, F.cross_entropy, X, y)
+    sliced = full_loss(model, F.cross_entropy, X, y, eval_batch_size)
+    assert abs(sliced - whole) <= 1e-12 * abs(whole)
+    assert model.training  # evaluation switches dropout off and back on
+
+
+def test_the_model_never_sees_more_than_eval_batch_size_rows_when_evaluating():
+    # memory is hard to measure in a test; what bounds it is the rows per forward pass
+    X, y = make_problem(m=50)
+    torch.manual_seed(0)
+    model = torch.nn.Linear(5, 3)
+    rows = {True: [], False: []}   # grad enabled (training) -> rows per call
+    model.register_forward_pre_hook(
+        lambda module, args: rows[torch.is_grad_enabled()].append(args[0].shape[0]))
+    h = train(model, F.cross_entropy, SGD(model.parameters(), lr=0.1), X, y, epochs=2, batch_size=10,
+              eval_batch_size=16)
+    assert max(rows[False]) == 16 and sum(rows[False]) == 3 * 50   # epochs 0, 1, 2 in slices
+    assert set(rows[True]) == {10}
+    # and the sliced costs are the one-shot ones
+    assert h.epoch_loss == pytest.approx(run(10).epoch_loss, rel=1e-6)
