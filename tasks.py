@@ -95,7 +95,7 @@ def build(stored_outputs: bool = False) -> None:
         mode = "execute_notebooks: 'off'"
     else:
         cache = ROOT / "_build" / ".jupyter_cache"
-        run(PY, ROOT / "tools" / "execute_chapters.py", cache, *chapters(), "--jobs", "2")
+        run(PY, ROOT / "tools" / "execute_chapters.py", cache, *chapters(), "--jobs", "2", "--warm-experiments")
         mode = f"execute_notebooks: cache\n  cache: {json.dumps(str(cache))}"
     # Beside _config.yml, because Jupyter Book resolves relative paths in it (the local
     # Sphinx extension in book_ext/) from the config file's folder. Hidden and ignored.

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Execute the book's notebooks in parallel into a fresh jupyter-cache, for `tasks.py build`.
 
-    python tools/execute_chapters.py CACHE_DIR NB [NB ...] [--jobs N]
+    python tools/execute_chapters.py CACHE_DIR NB [NB ...] [--jobs N] [--warm-experiments]
 
 Jupyter Book executes notebooks one after another. This runs them ``--jobs`` at a time
 (default 2: the machine's two cores), each in its own kernel limited to one thread
@@ -11,6 +11,12 @@ jupyter-cache at CACHE_DIR, which is emptied first, and the build then runs with
 ``execute_notebooks: cache`` against it: every chapter is still executed afresh on every
 build, and the stored notebooks in chapters/ are not touched. A failing cell fails the
 whole run (exit 1, with the cell's traceback), as the strict build does.
+
+With ``--warm-experiments`` the fast experiments of adamlib.experiments are computed first, as
+jobs of the same pool (heaviest first), into the on-disk cache the chapters read: on a cold
+cache the VAE grid alone takes as long as several chapters, and it would otherwise start only
+when chapter 13 does. A chapter that needs a result still being computed waits for it (the
+cache entry is locked while it is computed) instead of computing it a second time.
 """
 from __future__ import annotations
 
@@ -45,6 +51,26 @@ def execute(path: str, timeout: int) -> tuple[str, float, str | None, str]:
     return path, time.perf_counter() - start, None, nbformat.writes(nb)
 
 
+def warm(name: str) -> tuple[str, float, str | None, str]:
+    """Compute experiment ``name`` in fast mode into the on-disk cache (nothing if it is there)."""
+    os.environ.update(ONE_THREAD)
+    from adamlib import experiments
+
+    start = time.perf_counter()
+    try:
+        experiments.run(name)
+    except Exception as error:  # reported like a failing cell: the chapter would fail the same way
+        return name, time.perf_counter() - start, f"{type(error).__name__}: {error}", ""
+    return name, time.perf_counter() - start, None, ""
+
+
+def experiment_names() -> list[str]:
+    """The fast experiments, heaviest first (adamlib lists them from the lightest, logreg, to the VAE grid)."""
+    from adamlib import experiments
+
+    return list(experiments.EXPERIMENTS)[::-1]
+
+
 def longest_first(paths: list[str]) -> list[str]:
     """Order by the last recorded run time (chapters/execution.json), longest first."""
     record = Path(__file__).resolve().parents[1] / "chapters" / "execution.json"
@@ -62,6 +88,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("notebooks", nargs="+")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--timeout", type=int, default=300, help="seconds per cell")
+    parser.add_argument("--warm-experiments", action="store_true",
+                        help="compute the fast experiments first, heaviest first, into their cache")
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error(f"--jobs={args.jobs} is not accepted: expected an integer >= 1")
@@ -75,10 +103,19 @@ def main(argv: list[str]) -> int:
     failed = []
     start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(execute, str(Path(p).resolve()), args.timeout) for p in longest_first(args.notebooks)]
+        warming = {pool.submit(warm, name) for name in (experiment_names() if args.warm_experiments else [])}
+        futures = [*warming] + [pool.submit(execute, str(Path(p).resolve()), args.timeout)
+                                for p in longest_first(args.notebooks)]
         for future in as_completed(futures):
             path, seconds, error, text = future.result()
             name = Path(path).name
+            if future in warming:
+                if error is not None:
+                    print(f"execute: experiment {name} failed after {seconds:.1f} s: {error}", file=sys.stderr, flush=True)
+                    failed.append(f"experiment {name}")
+                else:
+                    print(f"execute: experiment {name} {seconds:6.1f} s", flush=True)
+                continue
             if error is not None:
                 print(f"execute: {name}: a cell failed after {seconds:.1f} s\n{error}", file=sys.stderr, flush=True)
                 failed.append(name)
@@ -87,7 +124,8 @@ def main(argv: list[str]) -> int:
                 CacheBundleIn(nbformat.reads(text, as_version=4), path, data={"execution_seconds": seconds}),
                 check_validity=False, overwrite=True)
             print(f"execute: {name} {seconds:6.1f} s", flush=True)
-    print(f"execute: {len(args.notebooks) - len(failed)} notebooks in {time.perf_counter() - start:.0f} s "
+    notebooks_failed = [f for f in failed if not f.startswith("experiment ")]
+    print(f"execute: {len(args.notebooks) - len(notebooks_failed)} notebooks in {time.perf_counter() - start:.0f} s "
           f"({args.jobs} at a time)", flush=True)
     if failed:
         print(f"execute: failed: {', '.join(failed)}", file=sys.stderr)
