@@ -621,6 +621,7 @@ class _Grid:
         self.total, self.saved = 0, 0
         self.written: list[Path] = []
         self.state_note: str | None = None   # the VAE: what its saved state holds
+        self.unsaved_note: str | None = None  # the VAE: when it will have saved something
 
     # --- per-run results -------------------------------------------------------------------
     def _run_path(self, spec: dict) -> Path:
@@ -697,6 +698,10 @@ class _Grid:
         if self.state_note is not None:
             return (f"{where}: {self.state_note} is saved in {self.folder}; "
                     f"the same command (or call) again resumes from there")
+        if self.total == 0:
+            return f"{where}: stopped before its first run (loading its data): nothing to save"
+        if self.unsaved_note is not None:
+            return f"{where}: nothing is saved yet ({self.unsaved_note})"
         return (f"{where}: {self.saved} of {self.total} runs are saved in {self.folder}; "
                 f"the same command (or call) again resumes from there")
 
@@ -869,6 +874,7 @@ def grid_adam_step(params, grads, state, lr, beta1, beta2, bias_correction, eps:
 
 def _run_vae_grid(cfg: dict, device, grid: _Grid) -> tuple[list[dict], dict]:
     data = _load_data(cfg["data"], device, _dtype(cfg))
+    grid.total = 1  # one joint run of all the models
     X = data.X
     points = [(b1, b2, lg, bc) for b1 in cfg["beta1"] for b2 in cfg["beta2"]
               for lg in cfg["log10_lr"] for bc in (True, False)]
@@ -910,6 +916,8 @@ def _run_vae_grid(cfg: dict, device, grid: _Grid) -> tuple[list[dict], dict]:
     # the whole-set loss only at the checkpoint epochs: evaluating 60 models on every example
     # costs as much as an epoch of updates
     checkpoints = sorted(set(cfg["checkpoints"]) | {cfg["epochs"]})
+    grid.unsaved_note = (f"the {K} models' state is saved after each evaluated epoch, "
+                         f"{', '.join(str(c) for c in checkpoints if c < cfg['epochs']) or 'none before the last'}")
     saved = grid.load_state()
     if saved is not None:
         # resume after the last evaluated epoch: weights, Adam's moments and both generators as
@@ -931,7 +939,6 @@ def _run_vae_grid(cfg: dict, device, grid: _Grid) -> tuple[list[dict], dict]:
         epochs = [0]
         seconds = 0.0
         first_epoch = 1
-    grid.total = 1
     progress = grid.progress
     progress.plan([cfg["epochs"]], [False], initial=first_epoch - 1)
     progress.start_run(0, f"{K} models")
@@ -1068,7 +1075,8 @@ def run(name: str, full: bool = False, device="cpu", out=None, cache: bool = Tru
             except KeyboardInterrupt:
                 raise Interrupted(grid.saved_message(), grid.saved, grid.total) from None
             except Exception as error:
-                error._adamlib_saved = grid.saved_message()  # for the command line's message
+                with contextlib.suppress(AttributeError, TypeError):
+                    error._adamlib_saved = grid.saved_message()  # for the command line's message
                 raise
             finally:
                 grid.progress.close()

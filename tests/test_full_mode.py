@@ -470,3 +470,41 @@ def test_the_command_line_finds_data_in_data_dir_and_can_skip_verification(fake_
     assert captured.err.startswith("python -m adamlib.experiments: warning: mnist: file ")
     assert "used anyway (ADAMLIB_DATA_VERIFY=0)" in captured.err
     assert len(list(cache.glob("logreg-full-*.json"))) == 2
+
+
+def test_out_of_memory_is_one_line_saying_what_is_saved_and_what_to_try(cache, capsys, monkeypatch):
+    oom = getattr(torch, "OutOfMemoryError", RuntimeError)
+    original = experiments.train
+    calls = []
+
+    def train(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise oom("CUDA out of memory. Tried to allocate 13.10 GiB (GPU 0; 15.77 GiB total capacity)")
+        return original(*args, **kwargs)
+    monkeypatch.setattr(experiments, "train", train)
+    status, captured = cli(["run", "logreg", "--epochs", "1", "--optimizers", "Adam", "--lrs", "Adam=0.1,0.3",
+                            "--out", str(cache.parent / "out")], capsys)
+    assert status == 1
+    err = captured.err.splitlines()
+    assert err[-1].startswith("python -m adamlib.experiments: error: out of memory (CUDA out of memory.")
+    assert "1 of 2 runs are saved" in err[-1] and "--eval-batch-size" in err[-1]
+    assert "Traceback" not in captured.err
+
+
+def test_an_interrupt_while_loading_says_nothing_was_computed(cache, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(experiments, "_load_data", interrupted)
+    with pytest.raises(experiments.Interrupted, match=r"logreg \(fast\): stopped before its first run"):
+        experiments.run("logreg", overrides=TINY["logreg"])
+    with pytest.raises(experiments.Interrupted, match=r"vae \(fast\): stopped before its first run"):
+        experiments.run("vae", overrides=TINY["vae"])
+
+
+def test_an_interrupted_vae_grid_before_its_first_evaluated_epoch_says_when_it_saves(cache, monkeypatch):
+    counting(monkeypatch, experiments, "grid_adam_step", fail_at=3)
+    with pytest.raises(experiments.Interrupted,
+                       match=r"vae \(fast\): nothing is saved yet \(the 2 models' state is saved after "
+                             r"each evaluated epoch, 1, 2\)"):
+        experiments.run("vae", overrides={**TINY["vae"], "epochs": 3, "checkpoints": [1, 2]})
