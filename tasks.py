@@ -141,6 +141,9 @@ def test(extra: list[str]) -> None:
                                stdout=subprocess.DEVNULL)
     try:
         pytest("tests", "chapters", *extra)
+    except BaseException:
+        warming.terminate()  # the tests failed or were interrupted: no need to finish warming
+        raise
     finally:
         warming.wait()
     print(f"tests passed in {time.perf_counter() - t0:.0f} s", flush=True)
