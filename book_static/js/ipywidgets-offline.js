@@ -10,12 +10,19 @@
   //    "@jupyter-widgets/html-manager/dist/...", which RequireJS would place next to the
   //    page (chapters/@jupyter-widgets/...). Map that module path to the vendored copy,
   //    found from this script's own URL, so it resolves at every page depth.
+  //    The embed manager also reads window.__jupyter_widgets_assets_path__ as its webpack
+  //    public path, before it looks at the module's URL: set it too, so the fonts never
+  //    depend on how RequireJS named the module (without it a page now and then asked for
+  //    chapters/@jupyter-widgets/*.woff2 and got 404s).
   var here = document.currentScript && document.currentScript.src;
-  if (here && window.require && window.require.config) {
+  if (here) {
     var staticRoot = here.replace(/\/js\/[^\/]*$/, "");
-    window.require.config({
-      paths: { "@jupyter-widgets/html-manager/dist": staticRoot + "/vendor/html-manager" }
-    });
+    window.__jupyter_widgets_assets_path__ = staticRoot + "/vendor/html-manager/";
+    if (window.require && window.require.config) {
+      window.require.config({
+        paths: { "@jupyter-widgets/html-manager/dist": staticRoot + "/vendor/html-manager" }
+      });
+    }
   }
 
   // 2. Math in widget labels. ipywidgets 8 typesets descriptions (and Label, HTMLMath)
