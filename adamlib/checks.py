@@ -16,6 +16,9 @@ correction) is many orders of magnitude above it. The comparison is normwise: th
 absolute difference divided by the largest magnitude of the expected values, so entries that
 pass through zero do not blow it up.
 
+:func:`rounding_margin` says how far a printed value is from flipping its last digit, and
+:func:`glue` hands a formatted number to the prose of the published page.
+
 :func:`claim` asserts a chapter's stated result ("Adam ends below Adagrad", "the weights sum
 to 1 - beta^t") and prints ``check: ... holds``; a regression fails on the claim, in a visible
 cell. Both raise ``AssertionError`` with the measured number when the check fails, so a reader
@@ -27,7 +30,7 @@ import math
 
 import numpy as np
 
-__all__ = ["bound", "relative_difference", "agree", "claim", "within"]
+__all__ = ["bound", "relative_difference", "agree", "claim", "within", "rounding_margin", "glue"]
 
 _EPS = {"float64": float(np.finfo(np.float64).eps), "float32": float(np.finfo(np.float32).eps),
         "float16": float(np.finfo(np.float16).eps), "bfloat16": 2.0 ** -7}
@@ -118,3 +121,34 @@ def claim(holds, text: str, detail: str = "") -> str:
 def within(value: float, target: float, rtol: float) -> bool:
     """|value - target| <= rtol * |target|: for claims such as "about 31.6 eps"."""
     return abs(value - target) <= rtol * abs(target)
+
+
+def rounding_margin(x: float, digits: int) -> float:
+    """The relative distance of ``x`` from the nearest value at which its ``digits``-digit rounding flips.
+
+    A printed value is stable on another machine only if this exceeds the relative change the
+    machine can make (e.g. ~1e-15 for a well-conditioned float64 result): chapters claim
+    ``rounding_margin(x, 4) > 1e-6`` for what they print to 4 digits.
+    """
+    if not (isinstance(digits, int) and digits >= 1):
+        raise ValueError(f"digits={digits!r} is not accepted: expected an integer >= 1")
+    if x == 0 or not math.isfinite(x):
+        return math.inf
+    unit = 10.0 ** (math.floor(math.log10(abs(x))) - digits + 1)
+    return abs(abs(x) / unit % 1 - 0.5) * unit / abs(x)
+
+
+def glue(name: str, text: str) -> None:
+    """Hand ``text`` to the prose as ``{glue:text}`name```: myst-nb's glue, hidden in the cell.
+
+    Only formatted strings are accepted: nbval compares the stored repr of a glued value, and a
+    raw float's repr carries the digits that change from machine to machine. Where myst-nb is
+    not installed (Colab, Binder) this does nothing; the cell prints the value anyway.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text={text!r} is not accepted: expected a formatted string, e.g. f'{{x:.4g}}'")
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        return
+    myst_glue(name, text, display=False)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from adamlib.checks import agree, bound, claim, relative_difference, within
+from adamlib.checks import agree, bound, claim, glue, relative_difference, rounding_margin, within
 
 
 def test_bound_is_eps_times_ops_rounded_up_to_a_power_of_ten():
@@ -52,3 +52,18 @@ def test_claim_prints_or_raises(capsys):
 
 def test_within():
     assert within(31.5, 31.62, 0.01) and not within(30.0, 31.62, 0.01)
+
+
+def test_rounding_margin_is_the_distance_to_the_next_flip_of_the_last_digit():
+    assert rounding_margin(1.2345, 4) == pytest.approx(0.0, abs=1e-12)     # 1.2345 sits on the flip
+    assert rounding_margin(1.2340, 4) == pytest.approx(0.0005 / 1.234)
+    assert rounding_margin(-0.0012340, 4) == pytest.approx(0.0005 / 1.234)
+    assert rounding_margin(0.0, 4) == math.inf
+    with pytest.raises(ValueError, match="digits=0 is not accepted"):
+        rounding_margin(1.0, 0)
+
+
+def test_glue_takes_only_formatted_strings():
+    with pytest.raises(TypeError, match="expected a formatted string"):
+        glue("x", 0.1 + 0.2)
+    glue("x", f"{0.1 + 0.2:.4g}")   # outside a kernel myst-nb's glue only displays
