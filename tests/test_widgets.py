@@ -10,7 +10,8 @@ import pytest  # noqa: E402
 
 from adamlib import plots  # noqa: E402
 from adamlib.train import History  # noqa: E402
-from adamlib.widgets import MAX_FRAMES, live, render_png, static_slider  # noqa: E402
+from adamlib.widgets import (  # noqa: E402
+    LIVE_NOTE, MAX_FRAMES, MAX_GRID_FRAMES, StaticFigure, live, render_png, static_figure, static_slider)
 
 
 def draw_line(slope, offset=0.0):
@@ -22,30 +23,99 @@ def draw_line(slope, offset=0.0):
     return fig
 
 
-def test_static_slider_has_one_distinct_png_per_value_and_a_jslink():
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def frame_size(png: bytes) -> tuple[int, int]:
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+
+
+def test_static_slider_has_one_distinct_png_per_value_behind_a_range_input():
     values = [-2, -1, 0, 1, 2]
-    box = static_slider(draw_line, "slope", values, fixed={"offset": 0.5}, value=1,
-                        description="slope a")
-    slider, stack = box.children
-    assert isinstance(slider, ipywidgets.SelectionSlider)
-    assert slider.description == "slope a"
-    assert list(slider.options) == ["-2", "-1", "0", "1", "2"]
-    assert isinstance(stack, ipywidgets.Stack)
-    images = stack.children
-    assert len(images) == len(values) and all(isinstance(i, ipywidgets.Image) for i in images)
-    assert all(i.value[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
-    assert len({hashlib.sha256(i.value).hexdigest() for i in images}) == len(values)
-    assert slider.index == stack.selected_index == 3
-    link = box.link
-    assert isinstance(link, ipywidgets.widgets.widget_link.Link)
-    assert link.source == (slider, "index") and link.target == (stack, "selected_index")
+    face = static_slider(draw_line, "slope", values, fixed={"offset": 0.5}, value=1,
+                         description="slope a")
+    assert isinstance(face, StaticFigure)
+    assert face.labels == [["-2", "-1", "0", "1", "2"]] and face.start == [3]
+    assert len(face.frames) == len(values) and all(f[:8] == PNG for f in face.frames)
+    assert len({hashlib.sha256(f).hexdigest() for f in face.frames}) == len(values)
+    page = face._repr_html_()
+    assert page.count('<input type="range"') == 1
+    assert 'min="0" max="4" step="1" value="3"' in page
+    assert 'aria-label="slope a" aria-valuetext="1"' in page and "<output>1</output>" in page
+    assert page.count("<img data-frame=") == 5 and page.count(" hidden>") == 4
+    assert '<img data-frame="3" ' in page and "document.currentScript" in page
     assert plt.get_fignums() == []  # every frame's figure was closed
+
+
+def test_frames_are_drawn_at_twice_the_dpi_and_shown_at_the_figure_size():
+    face = static_slider(draw_line, "slope", [1, 2], dpi=50)
+    assert face.size == (150, 100)  # 3 x 2 inches at 50 dpi, in CSS pixels
+    assert all(frame_size(f) == (300, 200) for f in face.frames)
+    assert 'width="150" height="100"' in face._repr_html_()
+
+
+def test_a_face_over_two_parameters_has_every_combination_in_row_major_order():
+    face = static_figure(draw_line, {"slope": [1, 2, 3], "offset": [0.0, 1.0]},
+                         value={"slope": 2, "offset": 1.0}, format={"offset": "{:.1f}"},
+                         alt="line of slope {slope} from {offset}")
+    assert face.names == ["slope", "offset"] and face.labels == [["1", "2", "3"], ["0.0", "1.0"]]
+    assert len(face.frames) == 6 and face.start == [1, 1] and face.frame_index([1, 1]) == 3
+    assert face.alts[3] == "line of slope 2 from 1.0"
+    assert face.frames[3] == render_png(draw_line(2, 1.0), 2 * plots.DPI, quantize=True)
+    page = face._repr_html_()
+    assert page.count('<input type="range"') == 2
+    assert '<img data-frame="3" ' in page and page.count(" hidden>") == 5
+    plt.close("all")
+
+
+def test_default_alt_text_describes_the_frame_from_its_own_labels():
+    def draw(slope):
+        fig = draw_line(slope)
+        fig.axes[0].set_title(r"a line, $\beta$ = " + str(slope))
+        return fig
+
+    face = static_slider(draw, "slope", [1, 2], description=r"$\beta$")
+    assert face.alts == ["a line, β = 1, y against x (β = 1)", "a line, β = 2, y against x (β = 2)"]
+    assert 'aria-label="β"' in face._repr_html_()
+
+
+def test_the_static_face_switches_frames_in_a_browser_without_a_kernel(tmp_path):
+    """The face's own script, in Chromium: keyboard on the range input changes the frame."""
+    import shutil
+
+    if shutil.which("chromium") is None:
+        pytest.skip("Chromium is not installed (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    face = static_figure(draw_line, {"slope": [1, 2], "offset": [0.0, 1.0]})
+    page_file = tmp_path / "face.html"
+    page_file.write_text("<!doctype html><html><body>" + face._repr_html_() + "</body></html>")
+    shown = """() => Array.from(document.querySelectorAll('img[data-frame]'))
+        .filter(i => i.checkVisibility()).map(i => +i.dataset.frame)"""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=shutil.which("chromium"),
+                                             args=["--no-sandbox", "--headless"])
+        try:
+            page = browser.new_page()
+            page.goto(page_file.as_uri())
+            assert page.evaluate(shown) == [0]
+            inputs = page.locator("input[type=range]")
+            inputs.nth(1).focus()
+            page.keyboard.press("ArrowRight")
+            assert page.evaluate(shown) == [1]
+            assert inputs.nth(1).get_attribute("aria-valuetext") == "1.0"
+            inputs.nth(0).focus()
+            page.keyboard.press("ArrowRight")
+            assert page.evaluate(shown) == [3]
+            assert page.locator("output").all_text_contents() == ["2", "1.0"]
+        finally:
+            browser.close()
 
 
 def test_frames_are_deterministic_bytes_without_software_metadata():
     a = static_slider(draw_line, "slope", [1, 2])
     b = static_slider(draw_line, "slope", [1, 2])
-    assert [i.value for i in a.children[1].children] == [i.value for i in b.children[1].children]
+    assert a.frames == b.frames
     png = render_png(draw_line(1.0), dpi=80)
     assert b"Software" not in png and b"Matplotlib" not in png
     plt.close("all")
@@ -54,15 +124,25 @@ def test_frames_are_deterministic_bytes_without_software_metadata():
 def test_frame_size_follows_dpi():
     fig = draw_line(1.0)
     png = render_png(fig, dpi=50)
-    width = int.from_bytes(png[16:20], "big")
-    height = int.from_bytes(png[20:24], "big")
-    assert (width, height) == (150, 100)  # 3 x 2 inches at 50 dpi
+    assert frame_size(png) == (150, 100)  # 3 x 2 inches at 50 dpi
+    quantized = render_png(fig, dpi=50, quantize=True)
+    assert frame_size(quantized) == (150, 100) and quantized[25] == 3  # colour type 3: a palette
+    plt.close(fig)
+
+
+def test_display_png_renders_at_twice_the_size_it_says_to_show():
+    fig = draw_line(1.0)
+    png, metadata = plots.display_png(fig)
+    width, height = frame_size(png)
+    assert metadata == {"width": round(width / 2), "height": round(height / 2)}
+    # 3 inches at DPI (240 px), cropped to its content plus a 0.1-inch pad, as the inline backend does
+    assert 220 <= metadata["width"] <= 260
     plt.close(fig)
 
 
 def test_static_slider_labels_follow_format():
-    box = static_slider(draw_line, "slope", [0.001, 0.01], format="{:.0e}")
-    assert list(box.children[0].options) == ["1e-03", "1e-02"]
+    face = static_slider(draw_line, "slope", [0.001, 0.01], format="{:.0e}")
+    assert face.labels == [["1e-03", "1e-02"]]
 
 
 @pytest.mark.parametrize(
@@ -85,6 +165,34 @@ def test_static_slider_bad_arguments_raise_value_error_naming_the_parameter(kwar
     plt.close("all")
 
 
+@pytest.mark.parametrize(
+    "params, kwargs, name",
+    [
+        ({}, {}, "params"),
+        ({"a": [1, 2], "b": [1, 2], "c": [1, 2], "d": [1, 2]}, {}, "params"),
+        ({"slope": [1, 2, 3, 4, 5], "offset": [0, 1, 2, 3]}, {}, "params"),  # 20 > MAX_GRID_FRAMES
+        ({"slope": [1, 2]}, {"value": {"offset": 1}}, "value"),
+        ({"slope": [1, 2]}, {"description": {"offset": "o"}}, "description"),
+        ({"slope": [1, 2], "offset": [0, 1]}, {"value": {"offset": 5}}, "value"),
+    ],
+)
+def test_static_figure_bad_arguments_raise_value_error_naming_the_parameter(params, kwargs, name):
+    with pytest.raises(ValueError, match=rf"^{name}=.*expected"):
+        static_figure(draw_line, params, **kwargs)
+    plt.close("all")
+    assert MAX_GRID_FRAMES < 20
+
+
+def test_every_frame_must_have_the_same_size():
+    def draw(slope):
+        fig, ax = plots.figure(width=2 + slope, height=2)
+        return fig
+
+    with pytest.raises(ValueError, match="^draw=.*expected one figure size"):
+        static_slider(draw, "slope", [1, 2])
+    plt.close("all")
+
+
 def test_draw_must_return_a_figure():
     with pytest.raises(ValueError, match="^draw=.*expected a matplotlib Figure"):
         static_slider(lambda slope: None, "slope", [1, 2])
@@ -98,16 +206,25 @@ def test_live_draws_into_the_output_state_and_redraws_on_change():
         return draw_line(slope, offset)
 
     box = live(draw, slope=ipywidgets.SelectionSlider(options=[1, 2, 3], value=2), offset=0.25)
-    slider, out = box.children
-    assert isinstance(out, ipywidgets.Output)
+    slider, busy, out = box.children
+    assert isinstance(out, ipywidgets.Output) and isinstance(busy, ipywidgets.HTML)
     assert slider.description == "slope" and slider.style.description_width == "initial"
-    assert calls == [(2, 0.25)]
+    assert calls == [(2, 0.25)] and busy.value == ""  # the busy line is cleared after a draw
     assert len(out.outputs) == 1 and "image/png" in out.outputs[0]["data"]
+    assert out.outputs[0]["metadata"]["image/png"] == {"width": 240, "height": 160}
     first = out.outputs[0]["data"]["image/png"]
     slider.value = 3
     assert calls == [(2, 0.25), (3, 0.25)]
     assert len(out.outputs) == 1 and out.outputs[0]["data"]["image/png"] != first
     assert plt.get_fignums() == []
+
+
+def test_live_figure_stores_a_plain_note_besides_its_widget_view():
+    bundle = live(draw_line, slope=[1, 2])._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert bundle["text/plain"] == LIVE_NOTE
+    assert bundle["text/html"] == f'<p class="adamlib-live-note">{LIVE_NOTE}</p>'
+    plt.close("all")
 
 
 def test_live_list_becomes_selection_slider_and_needs_a_control():

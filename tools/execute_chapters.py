@@ -40,8 +40,9 @@ def execute(path: str, timeout: int) -> tuple[str, float, str | None, str]:
 
     os.environ.update(ONE_THREAD)  # the kernel inherits this process's environment
     nb = nbformat.read(path, as_version=4)
+    nb.metadata.pop("widgets", None)  # as tools/refresh_notebooks.py stores them: no widget state
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
-                            store_widget_state=True,
+                            store_widget_state=False,
                             resources={"metadata": {"path": str(Path(path).parent)}})
     start = time.perf_counter()
     try:

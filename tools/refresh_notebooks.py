@@ -33,6 +33,9 @@ def clean(nb: nbformat.NotebookNode) -> None:
         for key in NOISY_CELL_METADATA:
             cell.metadata.pop(key, None)
     nb.metadata.pop("papermill", None)
+    # No widget state: the live figures need a kernel anyway, the static faces are plain HTML,
+    # and stored state went stale whenever a notebook was saved half-run from JupyterLab.
+    nb.metadata.pop("widgets", None)
     # The kernel's exact Python patch version is noise in diffs; keep name and major version.
     info = nb.metadata.get("language_info")
     if info is not None:
@@ -48,7 +51,7 @@ def refresh(path: Path) -> float:
         kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
         record_timing=False,
-        store_widget_state=True,
+        store_widget_state=False,
     )
     start = time.perf_counter()
     client.execute()
