@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The project's commands. Needs nothing but Python 3 (3.10 or newer).
 
+    python3 tasks.py setup             set up .venv only (the pinned packages)
     python3 tasks.py build             set up .venv and build the book strictly into _build/html
     python3 tasks.py test              set up .venv, build the book, run every test
     python3 tasks.py refresh [NB ...]  re-execute notebooks and store their outputs (default: all)

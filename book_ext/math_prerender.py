@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import html
 import re
+from pathlib import Path
 
 from sphinx.application import Sphinx
 from sphinx.util import logging
@@ -105,29 +106,34 @@ def render(body: str) -> tuple[str, int, int]:
     return body, counts[0], counts[1]
 
 
-def _prerender(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
-    body = context.get("body")
-    if not body or "math notranslate" not in body:
-        _drop_mathjax(context)
-        return
-    body, converted, left = render(body)
-    context["body"] = body
-    if left:
-        logger.info("math_prerender: %s: %d formulas as MathML, %d left to MathJax", pagename, converted, left)
-    else:
-        _drop_mathjax(context)
+MATHJAX_SCRIPTS = re.compile(r'\s*<script[^>]*src="[^"]*mathjax/[^"]*"[^>]*></script>'
+                             r'|\s*<script>\s*window\.MathJax = [^<]*</script>')
 
 
-def _drop_mathjax(context: dict) -> None:
-    scripts = context.get("script_files")
-    if scripts is None:
+def _prerender(app: Sphinx, exception) -> None:
+    """Every written page, whole (the body, and the section titles in the navigation and the
+    page's table of contents, which the theme writes outside the body)."""
+    if exception is not None or app.builder.format != "html":
         return
-    scripts[:] = [s for s in scripts
-                  if "mathjax" not in str(s.filename or "").lower()
-                  and "MathJax" not in str(s.attributes.get("body", ""))]
+    total = [0, 0]
+    for page in Path(app.outdir).rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        if "math notranslate" not in text and "MathJax" not in text:
+            continue
+        new, converted, left = render(text)
+        total[0] += converted
+        total[1] += left
+        if left:
+            logger.info("math_prerender: %s: %d formulas as MathML, %d left to MathJax",
+                        page.relative_to(app.outdir), converted, left)
+        else:
+            new = MATHJAX_SCRIPTS.sub("", new)
+        if new != text:
+            page.write_text(new, encoding="utf-8")
+    logger.info("math_prerender: %d formulas as MathML, %d left to MathJax", *total)
 
 
 def setup(app: Sphinx) -> dict:
-    # After page_faces (800) and before offline_assets (900).
-    app.connect("html-page-context", _prerender, priority=850)
+    # Before book_archive (priority 500) zips the pages.
+    app.connect("build-finished", _prerender, priority=200)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -28,6 +28,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github" / "workflows" / "book.yml"
 CHAPTERS = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
+# The version Binder and the README's Jupyter instructions install.
+JUPYTERLAB_MYST = "2.7.0"
 
 
 def _load_tool(name: str):
@@ -253,7 +255,10 @@ def test_binder_installs_cpu_torch_at_the_books_version():
     assert "--extra-index-url https://download.pytorch.org/whl/cpu" in text.splitlines()
     binder, book = _pins(ROOT / "binder" / "requirements.txt"), _pins(ROOT / "requirements.txt")
     assert binder["torch"] == book["torch"] + "+cpu"
-    differing = {k: (v, book.get(k)) for k, v in binder.items() if k != "torch" and book.get(k) != v}
+    # JupyterLab's MyST renderer: Binder's Jupyter side only, not needed to build or test.
+    assert binder.get("jupyterlab-myst") == JUPYTERLAB_MYST
+    differing = {k: (v, book.get(k)) for k, v in binder.items()
+                 if k not in ("torch", "jupyterlab-myst") and book.get(k) != v}
     assert not differing, f"binder/requirements.txt pins differ from requirements.txt: {differing}"
     # Everything adamlib imports at run time is there (or comes with Binder's Jupyter).
     needed = {"torch", "numpy", "matplotlib", "ipywidgets", "scikit-learn", "tqdm", "scipy"}
@@ -267,6 +272,37 @@ def test_binder_installs_adamlib_without_touching_torch():
     assert any(re.fullmatch(r"python -m pip install (--no-cache-dir )?--no-deps -e \.", c) for c in commands), commands
     runtime = (ROOT / "binder" / "runtime.txt").read_text().strip()
     assert re.fullmatch(r"python-3\.(1[0-9])", runtime)
+
+
+def test_readme_jupyter_instructions_install_jupyterlab_myst_and_start_at_the_root():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Working on a chapter in Jupyter", 1)[1].split("\n## ", 1)[0]
+    assert "python3 tasks.py setup" in section
+    assert f"jupyterlab-myst=={JUPYTERLAB_MYST}" in section
+    assert re.search(r"^\.venv/bin/jupyter lab\s*(#.*)?$", section, re.M), "start JupyterLab at the root"
+
+
+# ---------------------------------------------------------------------------------------
+# The stored chapters: executed whole, in order, from a fresh kernel, with no widget state
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_is_stored_fully_executed_without_widget_state(path):
+    """What `python3 tasks.py refresh` stores. A chapter saved from JupyterLab half-run, re-run
+    out of order, or with the widget state Lab writes on save fails here, before nbval would
+    compare a fresh run against stale outputs."""
+    nb = nbformat.read(path, as_version=4)
+    counts = [c.get("execution_count") for c in nb.cells if c.cell_type == "code"]
+    assert counts == list(range(1, len(counts) + 1)), (
+        f"{path.name}: execution counts {counts[:12]}...: expected 1, 2, ... in order; "
+        "store it with `python3 tasks.py refresh " + f"chapters/{path.name}`")
+    assert "widgets" not in nb.metadata, (
+        f"{path.name} stores widget state (JupyterLab writes it on save); refresh it with tasks.py")
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if "application/vnd.jupyter.widget-view+json" in data:
+                assert data.get("text/html", "").startswith('<p class="adamlib-live-note">'), (
+                    f"{path.name}: a widget output without the live figure's note (adamlib.widgets.live)")
 
 
 # ---------------------------------------------------------------------------------------
@@ -319,3 +355,48 @@ def test_figure_alt_reads_titles_from_the_cell():
     figure_alt = _load_ext("figure_alt")
     code = 'ax.set_title(f"EWA weights for $\\\\beta$ = {b}")\nfig.suptitle("Noisy bowl")\nplt.title(r"$\\alpha_t$")'
     assert figure_alt._titles(code) == ["EWA weights for beta = …", "Noisy bowl", "alpha_t"]
+
+
+def test_math_prerender_turns_tex_into_mathml_and_leaves_what_it_cannot():
+    math = _load_ext("math_prerender")
+    body = ('<p>Step <span class="math notranslate nohighlight">\\(\\hat m_t / (\\sqrt{\\hat v_t} + \\epsilon)\\)</span>.</p>'
+            '<div class="math notranslate nohighlight" id="equation-x">\n<span class="eqno">(6.1)</span>'
+            '\\[\\begin{aligned} m_t &amp;= \\beta_1 m_{t-1} \\\\ v_t &amp;= \\beta_2 v_{t-1} \\end{aligned}\\]</div>'
+            '<span class="math notranslate nohighlight">\\(\\begin{tabular}x\\end{tabular}\\)</span>')
+    out, converted, left = math.render(body)
+    assert (converted, left) == (2, 1)
+    assert out.count("<math ") == 2 and '<span class="eqno">(6.1)</span><math' in out
+    assert 'display="block"' in out and "<mtable" in out and out.count("<mtr>") == 2
+    assert "<msqrt>" in out and "&#x003F5;" in out  # sqrt and TeX's \\epsilon (lunate)
+    assert 'alttext="\\hat m_t / (\\sqrt{\\hat v_t} + \\epsilon)"' in out  # the source, for copy and screen readers
+    assert "\\(\\begin{tabular}x\\end{tabular}\\)" in out  # left to MathJax, untouched
+
+
+def test_page_faces_writes_frames_as_files_and_loads_hidden_ones_lazily(tmp_path):
+    import base64
+
+    faces = _load_ext("page_faces")
+    png = base64.b64encode(b"\x89PNG\r\n\x1a\nframe").decode()
+
+    class App:
+        outdir = str(tmp_path)
+        srcdir = str(ROOT)
+        config = types.SimpleNamespace(html_theme_options={
+            "repository_url": "https://github.com/o/r", "repository_branch": "main",
+            "launch_buttons": {"colab_url": "https://colab.research.google.com"}})
+
+    body = (f'<div class="adamlib-face" role="group"><img data-frame="0" src="data:image/png;base64,{png}" '
+            f'width="3" height="2" alt="a"><img data-frame="1" src="data:image/png;base64,{png}" width="3" '
+            'height="2" alt="b" hidden></div><img alt="x" src="../_images/fig.png">'
+            '<p class="adamlib-live-note">Live controls.</p>')
+    context = {"body": body, "pathto": lambda name, resource: "../" + name}
+    faces._rewrite(App(), "chapters/01_gradient_descent", "page.html", context, None)
+    out = context["body"]
+    files = list((tmp_path / "_images").glob("face-*.png"))
+    assert len(files) == 1 and files[0].read_bytes() == base64.b64decode(png)  # one file per distinct frame
+    assert f'src="../_images/{files[0].name}" decoding="async"' in out  # the first frame: eager
+    assert f'src="../_images/{files[0].name}" loading="lazy"' in out and "data:image" not in out
+    assert 'id="adamlib-face-1"' in out
+    assert '<img loading="lazy" decoding="async" alt="x"' in out
+    assert ('href="https://colab.research.google.com/github/o/r/blob/main/chapters/01_gradient_descent.ipynb"'
+            in out)
