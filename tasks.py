@@ -103,6 +103,9 @@ def build(stored_outputs: bool = False) -> None:
     built = ROOT / ".config.build.yml"
     built.write_text(text.replace("execute_notebooks: force", mode))
     run(BIN / "jupyter-book", "build", "--all", "-W", "--keep-going", "--config", str(built), ".")
+    # The Colab edition (MyST as plain Markdown), which the Pages workflow pushes to the
+    # `colab` branch, where the book's Colab links point.
+    run(PY, ROOT / "tools" / "colab_edition.py", ROOT / "_build" / "colab")
     print(f"book built in {time.perf_counter() - t0:.0f} s: open {ROOT / '_build/html/index.html'}", flush=True)
 
 

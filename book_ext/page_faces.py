@@ -12,6 +12,9 @@ Three jobs at ``html-page-context`` time, on the page's rendered body:
 3. **A launch link where a figure needs a kernel.** The one line a live figure leaves on the
    page (``adamlib.widgets.LIVE_NOTE``) links to this chapter in Colab.
 
+When the pages are written, every Colab link (the launch menu's too) is pointed at the Colab
+edition on the ``colab`` branch (tools/colab_edition.py), whose MyST is plain Markdown.
+
 And a ``<meta name="description">`` for every page: its first paragraph, shortened. Each
 static face gets an id (``adamlib-face-N``), and a page with one gets a second skip link next
 to the theme's "Skip to main content", "Skip to the interactive figure": a keyboard user
@@ -34,6 +37,7 @@ FRAME = re.compile(r'<img data-frame="(\d+)" src="data:image/png;base64,([A-Za-z
 OUTPUT_IMG = re.compile(r'<img (?![^>]*\bloading=)(?=[^>]*src="(?!data:)[^"]*_images/)')
 LIVE_NOTE = re.compile(r'<p class="adamlib-live-note">(.*?)</p>', re.S)
 DESCRIPTION_CHARS = 155
+COLAB_BRANCH = "colab"  # where the Pages workflow pushes the Colab edition
 
 
 def _write_frame(app: Sphinx, data: str) -> str:
@@ -100,19 +104,34 @@ def _rewrite(app: Sphinx, pagename: str, templatename: str, context: dict, doctr
                                    f'\n<meta name="description" content="{html.escape(description)}" />')
 
 
-def _skip_links(app: Sphinx, exception) -> None:
+def _colab_links(app: Sphinx) -> re.Pattern | None:
+    options = app.config.html_theme_options or {}
+    url = (options.get("repository_url") or "").rstrip("/")
+    if not url.startswith("https://github.com/"):
+        return None
+    owner_name = re.escape(url.removeprefix("https://github.com/"))
+    return re.compile(rf"(https://colab\.research\.google\.com/github/{owner_name}/blob/)[^/\"]+/")
+
+
+def _written_pages(app: Sphinx, exception) -> None:
+    """The skip link to the first figure; every Colab link to the Colab edition's branch
+    (tools/colab_edition.py: the chapters with their MyST as plain Markdown)."""
     if exception is not None or app.builder.format != "html":
         return
+    colab = _colab_links(app)
     for page in Path(app.outdir).rglob("*.html"):
         text = page.read_text(encoding="utf-8")
-        if 'id="adamlib-face-1"' not in text or SKIP_LINK not in text:
-            continue
-        text = text.replace(SKIP_LINK, SKIP_LINK + '<a href="#adamlib-face-1">Skip to the interactive figure</a>', 1)
-        page.write_text(text, encoding="utf-8")
+        new = text
+        if 'id="adamlib-face-1"' in new and SKIP_LINK in new:
+            new = new.replace(SKIP_LINK, SKIP_LINK + '<a href="#adamlib-face-1">Skip to the interactive figure</a>', 1)
+        if colab is not None:
+            new = colab.sub(rf"\g<1>{COLAB_BRANCH}/", new)
+        if new != text:
+            page.write_text(new, encoding="utf-8")
 
 
 def setup(app: Sphinx) -> dict:
     app.connect("html-page-context", _rewrite, priority=800)
     # Before book_archive (priority 500) zips the pages.
-    app.connect("build-finished", _skip_links, priority=100)
+    app.connect("build-finished", _written_pages, priority=100)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -111,7 +111,8 @@ def expected_launch_links(page_path: str) -> dict[str, str]:
     return {
         "Binder": f"{buttons['binderhub_url'].rstrip('/')}/v2/gh/{owner_name}/{branch}"
                   f"?urlpath={ui}/{notebook}",
-        "Colab": f"{buttons['colab_url'].rstrip('/')}/github/{owner_name}/blob/{branch}/{notebook}",
+        # The Colab edition (tools/colab_edition.py), which the workflow pushes to `colab`.
+        "Colab": f"{buttons['colab_url'].rstrip('/')}/github/{owner_name}/blob/colab/{notebook}",
     }
 
 

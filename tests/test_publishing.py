@@ -111,6 +111,18 @@ def test_workflow_uploads_reports_and_deploys_from_main_only(workflow):
     assert workflow["permissions"] == {"contents": "read"}
 
 
+def test_workflow_publishes_the_colab_edition_to_its_branch_from_main_only(workflow):
+    uploads = [s for s in _steps(workflow, "build") if s.get("uses", "").startswith("actions/upload-artifact")]
+    assert any(s["with"]["name"] == "colab-edition" and s["with"]["path"] == "_build/colab" for s in uploads)
+    job = workflow["jobs"]["colab"]
+    assert set(job["needs"]) == {"build", "test"} and "default_branch" in job["if"]
+    assert job["permissions"] == {"contents": "write"}
+    script = " ".join(s.get("run", "") for s in job["steps"])
+    assert "git push -f" in script and script.rstrip().endswith(" colab")
+    text = (ROOT / "tasks.py").read_text(encoding="utf-8")
+    assert '"colab_edition.py", ROOT / "_build" / "colab"' in text, "tasks.py build writes the edition"
+
+
 def test_workflow_installs_torch_cpu(workflow):
     assert workflow["env"]["PIP_EXTRA_INDEX_URL"] == "https://download.pytorch.org/whl/cpu"
 
