@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import ipywidgets
 import matplotlib.pyplot as plt
-from .plots import DPI, SCALE, png_bytes
+from .plots import DPI, SCALE, describe, describe_text, png_bytes
 
 __all__ = ["live", "static_figure", "static_slider", "render_png", "figure_alt", "StaticFigure", "LiveFigure",
            "MAX_FRAMES", "MAX_GRID_FRAMES", "LIVE_NOTE"]
@@ -65,39 +65,14 @@ def _draw_and_close(draw: Callable, params: Mapping):
     return fig
 
 
-_TEX_NAMES = {"alpha": "α", "beta": "β", "epsilon": "ε", "eps": "ε", "eta": "η", "lambda": "λ",
-              "theta": "θ", "kappa": "κ", "sigma": "σ", "gamma": "γ", "Gamma": "Γ", "Delta": "Δ",
-              "delta": "δ", "mu": "μ", "rho": "ρ", "tau": "τ", "nabla": "∇", "infty": "∞",
-              "sqrt": "√", "hat": "", "mathrm": "", "mathbf": "", "boldsymbol": "", "cdot": "·",
-              "times": "×", "le": "≤", "ge": "≥", "approx": "≈", "to": "→", "ell": "ℓ"}
-
-
 def _plain(text: str) -> str:
     """Matplotlib's mathtext as readable text: $\\beta_1$ -> β_1, braces dropped."""
-    text = re.sub(r"\\([A-Za-z]+)", lambda m: _TEX_NAMES.get(m.group(1), m.group(1)), text)
-    return re.sub(r"\s+", " ", text.replace("$", "").replace("{", "").replace("}", "")).strip()
+    return describe_text(text)
 
 
 def figure_alt(fig) -> str:
-    """A description of a figure from its own texts: title, panel titles and axis labels.
-
-    Used as the alt text of a frame when the caller gives none, so a screen reader hears what
-    the picture shows ("Loss against epochs; panels: ...") rather than a file name.
-    """
-    parts = []
-    suptitle = getattr(fig, "_suptitle", None)
-    if suptitle is not None and suptitle.get_text():
-        parts.append(_plain(suptitle.get_text()))
-    panels = []
-    for ax in fig.axes:
-        title, x, y = (_plain(s) for s in (ax.get_title(), ax.get_xlabel(), ax.get_ylabel()))
-        axes_text = " against ".join(s for s in (y, x) if s)
-        panel = ", ".join(s for s in (title, axes_text) if s)
-        if panel and panel not in panels:
-            panels.append(panel)
-    if panels:
-        parts.append(("panels: " if len(panels) > 1 else "") + "; ".join(panels))
-    return ". ".join(parts) or "Figure"
+    """A description of a figure from its own texts (:func:`adamlib.plots.describe`)."""
+    return describe(fig)
 
 
 # ---------------------------------------------------------------------------------------
@@ -139,10 +114,11 @@ def live(draw: Callable, *, dpi: int = DPI, **controls) -> LiveFigure:
     ``description`` defaults to the name), a list of values (a ``SelectionSlider`` over them,
     starting at the first), or any other value (held fixed).
 
-    The figure is rendered like a static frame (at ``SCALE`` x ``dpi``, shown at its size), put
-    into an ``Output``'s state and closed, so the cell gets no extra figure output (from the
-    inline backend, or under nbval). While ``draw`` runs, a line says "drawing ...". Returns a
-    :class:`LiveFigure`; display it as the last expression of a cell.
+    The figure is rendered at ``SCALE`` x ``dpi`` and shown at its size, put into an
+    ``Output``'s state and closed, so the cell gets no extra figure output (from the inline
+    backend, or under nbval). While ``draw`` runs, a line says "drawing ..."; a combination of
+    values drawn once is kept and shown again at once. Returns a :class:`LiveFigure`; display
+    it as the last expression of a cell.
     """
     if not callable(draw):
         raise ValueError(f"draw={draw!r} is not accepted: expected a callable returning a Figure")
@@ -153,19 +129,27 @@ def live(draw: Callable, *, dpi: int = DPI, **controls) -> LiveFigure:
         raise ValueError("live() needs at least one control: pass a widget or a list of values")
     out = ipywidgets.Output()
     busy = ipywidgets.HTML(value="", layout={"min_height": "1.5em"})
+    # A value the reader has seen once comes back at once: its PNG is kept (a few dozen
+    # frames at most, tens of kB each), keyed by the controls' values.
+    seen: dict = {}
 
     def redraw(change=None):
         params = {name: widget.value for name, widget in widgets.items()}
-        busy.value = "<em>drawing ...</em>"  # sent at once: the reader sees the move was taken
-        try:
-            fig = _draw_and_close(draw, params)
+        key = repr(sorted(params.items(), key=lambda item: item[0]))
+        if key not in seen:
+            busy.value = "<em>drawing ...</em>"  # sent at once: the reader sees the move was taken
             try:
-                png = render_png(fig, SCALE * dpi, quantize=True)
-                width, height = (round(v * dpi) for v in fig.get_size_inches())
+                fig = _draw_and_close(draw, params)
+                try:
+                    # Not quantized, and compressed at zlib level 1: a live frame is never stored.
+                    png = png_bytes(fig, SCALE * dpi, fast=True)
+                    width, height = (round(v * dpi) for v in fig.get_size_inches())
+                finally:
+                    plt.close(fig)
             finally:
-                plt.close(fig)
-        finally:
-            busy.value = ""
+                busy.value = ""
+            seen[key] = (png, width, height)
+        png, width, height = seen[key]
         # Set the Output's state directly rather than printing inside `with out:`: the image
         # then travels as widget state, never as a display message of the cell, which nbval
         # (no widget manager) would count as an extra output of the cell.
@@ -254,7 +238,7 @@ class StaticFigure:
         for name, description, labels, start in zip(self.names, self.descriptions, self.labels, starts):
             controls.append(
                 f'<label class="adamlib-face-control"><span class="adamlib-face-name">'
-                f"{html.escape(description)}</span>"
+                f"{html.escape(_plain(description))}</span>"
                 f'<input type="range" min="0" max="{len(labels) - 1}" step="1" value="{start}" '
                 f'aria-label="{html.escape(_plain(description))}" '
                 f'aria-valuetext="{html.escape(labels[start])}" '

@@ -412,3 +412,26 @@ def test_page_faces_writes_frames_as_files_and_loads_hidden_ones_lazily(tmp_path
     assert '<img loading="lazy" decoding="async" alt="x"' in out
     assert ('href="https://colab.research.google.com/github/o/r/blob/main/chapters/01_gradient_descent.ipynb"'
             in out)
+
+
+def test_figure_alt_reads_the_description_the_figure_carries(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from adamlib import plots
+
+    figure_alt = _load_ext("figure_alt")
+    fig, ax = plots.figure()
+    ax.plot([0, 1], [1, 0], label=r"Adam, $\beta_2 = 0.999$")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training cost")
+    ax.set_title(r"$\hat v_t$ after bias correction")
+    ax.legend()
+    png, metadata = plots.display_png(fig)
+    plt.close(fig)
+    (tmp_path / "f.png").write_bytes(png)
+    assert figure_alt.png_description(tmp_path / "f.png") == (
+        "v_t after bias correction, training cost against epoch; curves: Adam, β_2 = 0.999")
+    assert figure_alt.png_description(tmp_path / "missing.png") is None

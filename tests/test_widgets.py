@@ -273,3 +273,19 @@ def test_loss_curves_bad_x_and_fixed_colours():
     assert plots.color_for("b = 99") == plots.color_for("b = 99")
     assert fig.dpi == plots.DPI
     plt.close(fig)
+
+
+def test_live_keeps_what_it_drew_and_shows_it_again_without_drawing():
+    calls = []
+
+    def draw(slope):
+        calls.append(slope)
+        return draw_line(slope)
+
+    box = live(draw, slope=[1, 2, 3])
+    slider, _, out = box.children
+    first = out.outputs[0]["data"]["image/png"]
+    slider.value = 2
+    slider.value = 1
+    assert calls == [1, 2] and out.outputs[0]["data"]["image/png"] == first
+    plt.close("all")
