@@ -66,7 +66,7 @@ def test_full_configs_evaluate_in_slices_and_fast_configs_as_before():
         assert 1000 <= full["eval_batch_size"] <= 5000, name
         # fast configs: in one pass as before (sparse's 1000 is its whole data set)
         assert experiments.config(name).get("eval_batch_size", 1000) == 1000, name
-    assert experiments.OPTIONAL == {"eval_batch_size": None}
+    assert experiments.OPTIONAL == {"eval_batch_size": None, "seeds": None}
 
 
 @pytest.mark.parametrize("name", list(TINY))
@@ -246,6 +246,13 @@ def cli(argv, capsys):
     (["run", "mlp_deterministic", "--optimizers", "SGDNesterov"], "--optimizers", "'SGDNesterov'"),
     (["run", "mlp_deterministic", "--lrs", "L-BFGS=1"], "--lrs", "L-BFGS=..."),
     (["run", "mlp_deterministic", "--optimizers", "L-BFGS", "--lrs", "Adam=1"], "--lrs", "Adam=..."),
+    (["run", "logreg", "--seeds", "0,x"], "--seeds", "'0,x'"),
+    (["run", "logreg", "--seeds", ""], "--seeds", "''"),
+    (["run", "logreg", "--seeds", "-1"], "--seeds", "'-1'"),
+    (["run", "logreg", "--seeds", "1.5"], "--seeds", "'1.5'"),
+    (["run", "logreg", "--seeds", "0,,1"], "--seeds", "'0,,1'"),
+    (["run", "logreg", "--seeds", "0,1,0"], "--seeds", "'0,1,0'"),
+    (["run", "vae", "--seeds", "0,1"], "--seeds", "'0,1'"),
     (["run", "logreg", "--device", "tpu"], "--device", "'tpu'"),
     (["run", "logreg", "--device", "cuda:7"], "--device", "'cuda:7'"),
     (["run", "logreg", "--out", "FILE"], "--out", "FILE"),
@@ -279,9 +286,8 @@ def test_help_names_the_real_output_files_and_every_option(capsys):
     text = captured.out
     for piece in ("NAME-full.json", "NAME-fast.json", ".csv", ".png", "0644", "--epochs", "--optimizers",
                   "--lrs", "--eval-batch-size", "--data-dir", "--no-verify", "--device", "--out",
-                  "--no-cache", "143", "130", "resumes"):
+                  "--no-cache", "--seeds", "143", "130", "resumes"):
         assert piece in text, piece
-    assert "--seeds" not in text
 
 
 def test_options_become_configuration_overrides():

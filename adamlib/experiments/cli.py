@@ -81,6 +81,10 @@ def _parser() -> argparse.ArgumentParser:
     run_parser.add_argument("--lrs", action="append", metavar="NAME=LR,LR",
                             help="the step sizes of one optimizer, e.g. Adam=1e-3,3e-3 (repeat for "
                                  "others; vae: Adam=1e-4,1e-3, powers of ten)")
+    run_parser.add_argument("--seeds", metavar="S,S",
+                            help="run every optimizer and step size once per seed, e.g. 0,1,2; the "
+                                 "best step size is chosen on the mean over the seeds (default: the "
+                                 "configuration's one seed)")
     run_parser.add_argument("--eval-batch-size", type=_int_at_least_one, metavar="N",
                             help="evaluate the full-data cost N examples at a time (less memory; "
                                  "default: the configuration's)")
@@ -113,6 +117,22 @@ def _step_sizes(option: str, item: str, text: str) -> list[float]:
         if value not in values:
             values.append(value)
     return values
+
+
+def _seeds(name: str, text: str) -> list[int]:
+    """--seeds as a list of distinct ints >= 0."""
+    parts = [p.strip() for p in text.split(",")]
+    if not all(p.isdigit() and p.isascii() for p in parts):
+        raise _BadOption("--seeds", f"{text!r} is not accepted: expected integers >= 0 separated by "
+                                    f"commas, e.g. 0,1,2")
+    seeds = [int(p) for p in parts]
+    if len(set(seeds)) != len(seeds):
+        raise _BadOption("--seeds", f"{text!r} is not accepted: a seed is repeated; expected distinct "
+                                    f"integers >= 0, e.g. 0,1,2")
+    if EXPERIMENTS[name].kind == "vae_grid" and len(seeds) > 1:
+        raise _BadOption("--seeds", f"{text!r} is not accepted for {name}: its models train jointly from "
+                                    f"one seed; expected one seed, e.g. --seeds 1 (run each seed in turn)")
+    return seeds
 
 
 def _grid_overrides(name: str, cfg: dict, optimizers: str | None, lrs: list[str] | None,
@@ -288,6 +308,8 @@ def main(argv=None) -> int:
                                     args.epochs)
         if args.eval_batch_size is not None:
             overrides["eval_batch_size"] = args.eval_batch_size
+        if args.seeds is not None:
+            overrides["seeds"] = _seeds(args.name, args.seeds)
         out = _check_folder("--out", args.out if args.out is not None else "results", create=True)
     except _BadOption as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
@@ -339,9 +361,17 @@ def main(argv=None) -> int:
     print(f"{result.name} ({result.mode}, {result.device}): "
           f"{'from cache' if result.cached else f'{result.seconds:.1f} s'}; "
           f"wrote {out / (result.name + '-' + result.mode)}.json, .csv, .png")
+    seeds = result.seeds
     for variant in result.variants:
         for name in dict.fromkeys(r["optimizer"] for r in result.runs if r["variant"] == variant):
             best = result.best(name, variant)
+            if len(seeds) > 1:
+                final, (low, high) = result.seed_mean(name, variant)[-1], result.spread(name, variant)
+                cost = ("nan (a seed diverged)" if final is None else
+                        f"{final:.4g} (seeds {low[-1]:.4g} to {high[-1]:.4g})")
+                print(f"  {variant + ' ' if variant else ''}{name}: best lr {best['lr']:g} on the mean "
+                      f"of {len(seeds)} seeds, final training cost {cost}")
+                continue
             final = best["epoch_loss"][-1]
             print(f"  {variant + ' ' if variant else ''}{name}: best lr {best['lr']:g}, "
                   f"final training cost {'nan' if final is None else f'{final:.4g}'}")

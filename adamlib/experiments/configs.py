@@ -138,7 +138,10 @@ _register(Experiment(
 #: evaluated in slices of that many examples (the L-BFGS objective and its gradient are summed
 #: over them; None: in one pass, as the fast configurations do, which keeps their dicts, cache
 #: keys and numbers as they were). Full configurations set one that fits a 16 GB GPU.
-OPTIONAL: dict = {"eval_batch_size": None}
+#: ``seeds``: a list of seeds, each (optimizer, step size) is run once per seed (None: the one
+#: ``seed`` of the configuration; a single seed is the same as ``seed`` set to it, so that it
+#: keeps the cache key and results of the single-seed configuration).
+OPTIONAL: dict = {"eval_batch_size": None, "seeds": None}
 
 
 def config(name: str, full: bool = False) -> dict:

@@ -89,8 +89,22 @@ def _median_sqrt_vhat(model, optimizer) -> dict[str, float]:
 # The runners
 # ---------------------------------------------------------------------------------------------
 
-def _lr_label(variant: str, optimizer: str, lr: float) -> str:
-    return f"{variant + ' ' if variant else ''}{optimizer} lr {lr:g}"
+def _lr_label(variant: str, optimizer: str, lr: float, seed: int | None = None) -> str:
+    return f"{variant + ' ' if variant else ''}{optimizer} lr {lr:g}" + ("" if seed is None else f" seed {seed}")
+
+
+def _per_seed(cfg: dict) -> list[tuple[int | None, dict]]:
+    """``(seed, configuration of that seed)`` for each seed of ``cfg``.
+
+    One seed (no ``seeds`` entry): ``[(None, cfg)]``, ``cfg`` itself, so that a run's spec, key
+    and result are those of before seeds existed. Several: each seed's configuration is
+    ``cfg`` with ``seed`` set to it and no ``seeds``: the spec of a run of seed s is the spec of
+    the same run in a single-seed sweep with ``seed=s``, so the two share their saved runs.
+    """
+    if cfg.get("seeds") is None:
+        return [(None, cfg)]
+    rest = {k: v for k, v in cfg.items() if k != "seeds"}
+    return [(seed, {**rest, "seed": seed}) for seed in cfg["seeds"]]
 
 
 def _run_classify(cfg: dict, device, grid: _Grid) -> tuple[list[dict], dict]:
@@ -98,11 +112,11 @@ def _run_classify(cfg: dict, device, grid: _Grid) -> tuple[list[dict], dict]:
     jobs = []
     for variant, overrides in cfg["variants"].items():
         for optimizer_name, lrs in cfg["grid"].items():
-            for lr in lrs:
-                spec = {**cfg, "variants": {variant: overrides}, "grid": {optimizer_name: [lr]}}
+            for lr, (seed, cfg_seed) in ((lr, s) for lr in lrs for s in _per_seed(cfg)):
+                spec = {**cfg_seed, "variants": {variant: overrides}, "grid": {optimizer_name: [lr]}}
 
                 def compute(advance, variant=variant, overrides=overrides,
-                            optimizer_name=optimizer_name, lr=lr):
+                            optimizer_name=optimizer_name, lr=lr, seed=seed, cfg=cfg_seed):
                     seed_everything(cfg["seed"])  # same theta_0 and dropout masks for every run
                     model = _build_model(cfg["model"], data, overrides).to(device)
                     optimizer, scheduler = make_optimizer(
@@ -122,6 +136,7 @@ def _run_classify(cfg: dict, device, grid: _Grid) -> tuple[list[dict], dict]:
                                     eval_batch_size=cfg.get("eval_batch_size"), progress=False,
                                     scheduler=scheduler, on_epoch_end=hook)
                     run = {"variant": variant, "optimizer": optimizer_name, "lr": lr,
+                           **({} if seed is None else {"seed": seed}),
                            "epoch_loss": history.epoch_loss, "time": history.time,
                            "updates_per_epoch": history.updates_per_epoch}
                     if history.iteration_loss:
@@ -129,7 +144,8 @@ def _run_classify(cfg: dict, device, grid: _Grid) -> tuple[list[dict], dict]:
                     if monitor:
                         run["monitor"] = monitor
                     return run
-                jobs.append(_Job(_lr_label(variant, optimizer_name, lr), spec, cfg["epochs"], compute))
+                jobs.append(_Job(_lr_label(variant, optimizer_name, lr, seed), spec, cfg["epochs"], compute,
+                                 {} if seed is None else {"seed": seed}))
     runs = grid.run_jobs(jobs)
     return runs, {"m": data.m, "n_features": data.n_features,
                   "parameters": models.parameter_count(_build_model(cfg["model"], data, {}))}
@@ -152,8 +168,8 @@ def _run_deterministic(cfg: dict, device, grid: _Grid) -> tuple[list[dict], dict
         return loss_fn
 
     jobs = []
-    for lr in cfg["grid"].get("Adam", []):
-        def compute(advance, lr=lr):
+    for lr, (seed, cfg_seed) in ((lr, s) for lr in cfg["grid"].get("Adam", []) for s in _per_seed(cfg)):
+        def compute(advance, lr=lr, seed=seed, cfg=cfg_seed):
             seed_everything(cfg["seed"])
             model = _build_model(cfg["model"], data, {}).to(device)
             optimizer, _ = make_optimizer("Adam", model.parameters(), lr)
@@ -161,16 +177,16 @@ def _run_deterministic(cfg: dict, device, grid: _Grid) -> tuple[list[dict], dict
                       batch_size=cfg["batch_size"], seed=cfg["seed"], record="epoch",
                       eval_batch_size=eval_batch_size, progress=False,
                       on_epoch_end=lambda epoch, history: advance(1) if epoch > 0 else None)
-            return {"variant": "", "optimizer": "Adam", "lr": lr, "epoch_loss": h.epoch_loss,
-                    "time": h.time, "epochs": h.epoch}
-        jobs.append(_Job(_lr_label("", "Adam", lr), {**cfg, "grid": {"Adam": [lr]}, "lbfgs": None},
-                         cfg["epochs"], compute))
+            return {"variant": "", "optimizer": "Adam", "lr": lr, **({} if seed is None else {"seed": seed}),
+                    "epoch_loss": h.epoch_loss, "time": h.time, "epochs": h.epoch}
+        jobs.append(_Job(_lr_label("", "Adam", lr, seed), {**cfg_seed, "grid": {"Adam": [lr]}, "lbfgs": None},
+                         cfg["epochs"], compute, {} if seed is None else {"seed": seed}))
 
     # L-BFGS: one "epoch" = one evaluation of the full-data cost and gradient, the unit of
     # work an epoch of mini-batch gradients also costs; line-search evaluations count too. One
     # step() call runs the whole budget; the closure records every evaluation, and the curve is
     # the lowest cost found so far (trial points of a line search may be worse than the iterate).
-    def compute_lbfgs(advance):
+    def compute_lbfgs(advance, seed=None, cfg=cfg):
         seed_everything(cfg["seed"])
         model = _build_model(cfg["model"], data, {}).to(device)
         loss_fn = objective(model)
@@ -212,12 +228,16 @@ def _run_deterministic(cfg: dict, device, grid: _Grid) -> tuple[list[dict], dict
             losses.append(min(losses[-1], seen[k]))
             times.append(stamps[k])
             epochs.append(k)
-        return {"variant": "", "optimizer": "L-BFGS (full batch)", "lr": 1.0, "epoch_loss": losses,
+        return {"variant": "", "optimizer": "L-BFGS (full batch)", "lr": 1.0,
+                **({} if seed is None else {"seed": seed}), "epoch_loss": losses,
                 "time": times, "epochs": epochs}
 
     if cfg.get("lbfgs") is not None:
-        jobs.append(_Job("L-BFGS (full batch)", {**cfg, "grid": {}}, cfg["lbfgs"]["evaluations"],
-                         compute_lbfgs))
+        for seed, cfg_seed in _per_seed(cfg):
+            jobs.append(_Job("L-BFGS (full batch)" + ("" if seed is None else f" seed {seed}"),
+                             {**cfg_seed, "grid": {}}, cfg["lbfgs"]["evaluations"],
+                             lambda advance, seed=seed, cfg_seed=cfg_seed: compute_lbfgs(advance, seed, cfg_seed),
+                             {} if seed is None else {"seed": seed}))
     runs = grid.run_jobs(jobs)
     return runs, {"m": data.m, "parameters": models.parameter_count(_build_model(cfg["model"], data, {}))}
 

@@ -7,7 +7,7 @@ import hashlib
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -105,6 +105,8 @@ class _Job:
     spec: dict                   # the configuration of this run alone: the key of its saved result
     units: int                   # epochs (L-BFGS: evaluations), for the progress bar
     compute: Callable            # compute(advance) -> the run's dict; advance(n) after n units
+    tag: dict = field(default_factory=dict)  # entries every copy of the run carries ({"seed": s}
+    #   in a sweep over seeds: a run read back from a single-seed sweep's file has no "seed")
 
 
 class _Grid:
@@ -156,6 +158,7 @@ class _Grid:
     def run_jobs(self, jobs: list[_Job]) -> list[dict]:
         """Every job's run, in order: read back where saved, computed (and saved) otherwise."""
         runs = [self._read_run(job.spec) for job in jobs]
+        runs = [r if r is None or not job.tag else {**r, **job.tag} for r, job in zip(runs, jobs)]
         self.total, self.saved = len(jobs), sum(r is not None for r in runs)
         self.progress.plan([job.units for job in jobs], [r is not None for r in runs])
         for index, job in enumerate(jobs):

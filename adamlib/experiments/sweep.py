@@ -46,6 +46,16 @@ def _check_overrides(name: str, cfg: dict) -> None:
     ebs = cfg.get("eval_batch_size")
     if ebs is not None and (isinstance(ebs, bool) or not isinstance(ebs, int) or ebs < 1):
         raise ValueError(f"eval_batch_size={ebs!r} is not accepted: expected None or an int >= 1")
+    seeds = cfg.get("seeds")
+    if seeds is not None:
+        if (not isinstance(seeds, (list, tuple)) or not seeds
+                or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in seeds)
+                or len(set(seeds)) != len(seeds)):
+            raise ValueError(f"seeds={seeds!r} is not accepted: expected None or a non-empty list of "
+                             f"distinct ints >= 0, e.g. [0, 1, 2]")
+        if kind == "vae_grid" and len(seeds) > 1:
+            raise ValueError(f"seeds={list(seeds)!r} is not accepted for {name}: its models train jointly "
+                             f"from one seed; run one seed at a time (seeds=[1], or seed=1)")
     epochs = cfg.get("epochs")
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs={epochs!r} is not accepted: expected an int >= 0")
@@ -81,8 +91,9 @@ def run(name: str, full: bool = False, device="cpu", out=None, cache: bool = Tru
             elsewhere (notebooks: a chapter's cell prints nothing, cached or not); True: the bar
             on a terminal, elsewhere one line per finished run on stderr; False: nothing.
         overrides: top-level configuration entries to replace (e.g. ``{"epochs": 5}``, or
-            ``{"eval_batch_size": 500}``, which every experiment accepts: see :data:`OPTIONAL`);
-            part of the cache key.
+            ``{"eval_batch_size": 500}`` or ``{"seeds": [0, 1, 2]}``, which every experiment
+            accepts: see :data:`OPTIONAL`); part of the cache key. With several ``seeds`` every
+            (optimizer, step size, seed) is one run, kept on its own as it finishes.
 
     Raises:
         Interrupted: on a KeyboardInterrupt; its message says how many runs are saved.
@@ -98,6 +109,11 @@ def run(name: str, full: bool = False, device="cpu", out=None, cache: bool = Tru
                 continue  # the default spelled out: the same configuration, the same cache key
             cfg[key] = value
     _check_overrides(name, cfg)
+    if cfg.get("seeds") is not None:
+        if len(cfg["seeds"]) == 1:  # one seed is the configuration with that seed: its key, its results
+            cfg["seed"] = cfg.pop("seeds")[0]
+        else:
+            cfg["seeds"] = list(cfg["seeds"])
     try:
         device = torch.device(device)
     except (RuntimeError, TypeError):
