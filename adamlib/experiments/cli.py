@@ -52,6 +52,12 @@ resuming: with the cache on (the default), every run is saved as it finishes; af
   interrupt (Ctrl-C, SIGTERM, out of memory) the same command resumes at the first run that
   did not finish (the VAE at its last evaluated epoch). --no-cache recomputes and keeps nothing.
 
+on Ray (pip install "adamlib[cluster]"): --ray starts a local Ray instance (or joins the
+  cluster $RAY_ADDRESS names), --ray-address HOST:PORT joins that one; every run of the grid is
+  one task (num_gpus 1 with --device cuda, 0 on cpu), the same runs as without Ray, bit for bit.
+  The tasks keep each finished run in --out's runs/ folder (on shared storage for a cluster),
+  from where an interrupted sweep resumes.
+
 exit status: 0 done; 1 the run failed (data unavailable, out of memory); 2 bad command line;
   130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM.
 """
@@ -88,6 +94,11 @@ def _parser() -> argparse.ArgumentParser:
     run_parser.add_argument("--eval-batch-size", type=_int_at_least_one, metavar="N",
                             help="evaluate the full-data cost N examples at a time (less memory; "
                                  "default: the configuration's)")
+    run_parser.add_argument("--ray", action="store_true",
+                            help="run each run as a Ray task: a local Ray instance, or the cluster "
+                                 "$RAY_ADDRESS names (needs pip install \"adamlib[cluster]\")")
+    run_parser.add_argument("--ray-address", metavar="HOST:PORT",
+                            help="join the Ray cluster at HOST:PORT (implies --ray)")
     run_parser.add_argument("--data-dir", metavar="DIR",
                             help="where MNIST, CIFAR-10 and IMDB are looked for and downloaded to "
                                  f"(as $ADAMLIB_DATA; default {data_module.DEFAULT_ROOT})")
@@ -221,11 +232,16 @@ def _grid_overrides(name: str, cfg: dict, optimizers: str | None, lrs: list[str]
     return overrides
 
 
-def _check_device(text: str) -> str:
+def _check_device(text: str, ray: bool = False) -> str:
     try:
         device = torch.device(text)
     except (RuntimeError, TypeError, ValueError):
         raise _BadOption("--device", f"{text!r} is not accepted: expected cpu or cuda (cuda:N)") from None
+    if ray:  # the Ray tasks need the GPUs, not this process (run() checks the cluster's)
+        if device.type not in ("cpu", "cuda") or device.index not in (None, 0):
+            raise _BadOption("--device", f"{text!r} is not accepted with --ray: expected cpu or cuda "
+                                         f"(Ray gives each task its GPU)")
+        return text
     if device.type == "cuda" and not torch.cuda.is_available():
         raise _BadOption("--device", f"{text!r} is not accepted: torch sees no CUDA device here; "
                                      f"expected cpu")
@@ -298,7 +314,17 @@ def main(argv=None) -> int:
               f"{', '.join(EXPERIMENTS)}", file=sys.stderr)
         return 2
     try:
-        device = _check_device(args.device)
+        ray = args.ray_address if args.ray_address is not None else args.ray
+        if ray is not False:
+            if isinstance(ray, str) and not ray.strip():
+                raise _BadOption("--ray-address", f"{ray!r} is not accepted: expected HOST:PORT")
+            try:
+                from .ray_backend import RayUnavailable, require_ray
+
+                require_ray()
+            except RayUnavailable as error:
+                raise _BadOption("--ray-address" if isinstance(ray, str) else "--ray", str(error)) from None
+        device = _check_device(args.device, ray=ray is not False)
         environment = {}
         if args.data_dir is not None:
             environment["ADAMLIB_DATA"] = str(_check_folder("--data-dir", args.data_dir, create=False))
@@ -330,7 +356,8 @@ def main(argv=None) -> int:
             # the note that an unverified file is used is shown, once per file, whatever the filters
             warnings.filterwarnings("default", message=r".* used anyway \(", category=UserWarning)
             result = run(args.name, full=args.full, device=device, out=out, cache=not args.no_cache,
-                         progress=True, overrides=overrides)
+                         progress=True, overrides=overrides, ray=ray or None,
+                         store=out / "runs" if ray is not False else None)
     except Interrupted as error:
         terminated = isinstance(error.__context__, _Terminated)
         print(f"{PROG}: interrupted ({'SIGTERM' if terminated else 'SIGINT'}): {error}", file=sys.stderr)

@@ -128,6 +128,8 @@ class _Grid:
         self.total, self.saved = 0, 0
         self.written: list[Path] = []
         self.state_note: str | None = None   # the VAE: what its saved state holds
+        self.backend = None                  # where unsaved jobs run: None here, in turn; else
+        #   an object whose run_jobs(grid, jobs, runs) computes them (ray_backend.Backend)
         self.unsaved_note: str | None = None  # the VAE: when it will have saved something
 
     # --- per-run results -------------------------------------------------------------------
@@ -161,6 +163,8 @@ class _Grid:
         runs = [r if r is None or not job.tag else {**r, **job.tag} for r, job in zip(runs, jobs)]
         self.total, self.saved = len(jobs), sum(r is not None for r in runs)
         self.progress.plan([job.units for job in jobs], [r is not None for r in runs])
+        if self.backend is not None:
+            return self.backend.run_jobs(self, jobs, runs)
         for index, job in enumerate(jobs):
             if runs[index] is not None:
                 continue

@@ -75,7 +75,8 @@ def _check_overrides(name: str, cfg: dict) -> None:
 
 
 def run(name: str, full: bool = False, device="cpu", out=None, cache: bool = True,
-        progress: bool | None = None, overrides: dict | None = None) -> Result:
+        progress: bool | None = None, overrides: dict | None = None, ray: bool | str | None = None,
+        store=None) -> Result:
     """Run experiment ``name`` (or load it from the cache) and return its :class:`Result`.
 
     Args:
@@ -94,6 +95,13 @@ def run(name: str, full: bool = False, device="cpu", out=None, cache: bool = Tru
             ``{"eval_batch_size": 500}`` or ``{"seeds": [0, 1, 2]}``, which every experiment
             accepts: see :data:`OPTIONAL`); part of the cache key. With several ``seeds`` every
             (optimizer, step size, seed) is one run, kept on its own as it finishes.
+
+        ray: run each run of the grid as a Ray task (:mod:`.ray_backend`; needs
+            ``pip install "adamlib[cluster]"``): True joins the cluster ``RAY_ADDRESS`` names or
+            starts a local instance, ``"HOST:PORT"`` joins that one; a Ray the process has
+            initialised already is used as it is. None or False: the runs in turn, here.
+        store: the folder of per-run results (default ``cache_dir()/partial``); on Ray, where
+            the tasks write them too, so on shared storage for a cluster.
 
     Raises:
         Interrupted: on a KeyboardInterrupt; its message says how many runs are saved.
@@ -118,8 +126,13 @@ def run(name: str, full: bool = False, device="cpu", out=None, cache: bool = Tru
         device = torch.device(device)
     except (RuntimeError, TypeError):
         raise ValueError(f"device={device!r} is not accepted: expected 'cpu' or 'cuda'") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
+    if device.type == "cuda" and not torch.cuda.is_available() and not ray:
+        # (on Ray the tasks need the GPUs, not this process: ray_backend.session checks the cluster's)
         raise ValueError("device='cuda' is not accepted: torch sees no CUDA device here")
+    if ray:
+        from .ray_backend import require_ray
+
+        require_ray()  # before any work: RayUnavailable says how to install it
     mode = "full" if full else "fast"
     # unverified data may differ from the original: its results are kept apart
     key_extra = ({"data_verified": False}
@@ -133,14 +146,29 @@ def run(name: str, full: bool = False, device="cpu", out=None, cache: bool = Tru
             start = time.perf_counter()
             threads = torch.get_num_threads()
             grid = _Grid(name, mode, str(device), key, key_extra,
-                         cache_dir() / "partial" if cache else None,
+                         (cache_dir() / "partial" if store is None else Path(store)) if cache else None,
                          _Progress(name, _Progress.style_for(progress)))
             if device.type == "cpu":
                 # One thread: the models are small, so more threads mostly add overhead (and on a
                 # shared machine oversubscribe it); also makes float sums independent of the core count.
                 torch.set_num_threads(1)
+            kind = EXPERIMENTS[name].kind
             try:
-                runs, extra = _RUNNERS[EXPERIMENTS[name].kind](cfg, device, grid)
+                with contextlib.ExitStack() as stack:
+                    if not ray:
+                        runs, extra = _RUNNERS[kind](cfg, device, grid)
+                    else:
+                        from .ray_backend import session
+
+                        backend = stack.enter_context(session(ray, device))
+                        backend.kind = kind
+                        if kind == "vae_grid":  # one joint run: one task
+                            runs, extra = backend.run_whole(grid, cfg)
+                        else:
+                            # here only the jobs are listed (their data loaded on the CPU, for the
+                            # sizes in `extra`); the tasks train on `device`
+                            grid.backend = backend
+                            runs, extra = _RUNNERS[kind](cfg, torch.device("cpu"), grid)
             except KeyboardInterrupt:
                 raise Interrupted(grid.saved_message(), grid.saved, grid.total) from None
             except Exception as error:
