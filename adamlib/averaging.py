@@ -58,6 +58,8 @@ __all__ = [
     "noisy_regression",
     "Regression",
     "train_with_averages",
+    "adam_denominator_runs",
+    "sgd_runs",
 ]
 
 #: The kinds of average :class:`ParameterAverage` keeps.
@@ -321,3 +323,63 @@ def train_with_averages(problem: Regression, optimizer_factory, steps: int = 300
         polyak.update()
         last[t] = w.detach()
     return {"last": last.numpy(), "ema": ema, "polyak": polyak}
+
+
+def adam_denominator_runs(problem: Regression, lr: float = 1e-2, steps: int = 3000, batch: int = 8,
+                          seeds=(0,), freeze_at: int | None = None, betas=(0.9, 0.999),
+                          eps: float = 1e-8) -> dict:
+    """Adam (Algorithm 1) on ``problem``'s mini-batches, in NumPy, for several seeds at once.
+
+    The mini-batches of seed s are those of ``train_with_averages(..., seed=s)``, so with
+    ``freeze_at=None`` the iterates are that function's (to rounding). With ``freeze_at = k``
+    the denominator sqrt(v_hat_t) + eps is frozen at its value of step k for every later step:
+    the same run with steps that can no longer grow as v_hat forgets the early gradients.
+    Returns ``last`` (seeds, steps, d), the iterates, and ``denominator`` (seeds, steps, d).
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        _fail("steps", steps, "an int >= 1")
+    if freeze_at is not None and not (isinstance(freeze_at, int) and 1 <= freeze_at <= steps):
+        _fail("freeze_at", freeze_at, f"None or an int in [1, {steps}]")
+    beta1, beta2 = betas
+    X, y = problem.X.numpy(), problem.y.numpy()
+    n, d = X.shape
+    idx = np.stack([torch.randint(0, n, (steps, batch), generator=torch.Generator().manual_seed(s)).numpy()
+                    for s in seeds])                                       # (S, T, b)
+    S = len(seeds)
+    w, m, v = np.zeros((S, d)), np.zeros((S, d)), np.zeros((S, d))
+    last, den_path = np.empty((S, steps, d)), np.empty((S, steps, d))
+    frozen = None
+    for t in range(1, steps + 1):
+        Xb, yb = X[idx[:, t - 1]], y[idx[:, t - 1]]                        # (S, b, d), (S, b)
+        r = np.einsum("sbd,sd->sb", Xb, w) - yb
+        g = np.einsum("sbd,sb->sd", Xb, r) / batch
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g * g
+        den = np.sqrt(v / (1 - beta2**t)) + eps
+        if frozen is not None:
+            den = frozen
+        elif freeze_at is not None and t == freeze_at:
+            frozen = den.copy()
+        w = w - lr * (m / (1 - beta1**t)) / den
+        last[:, t - 1], den_path[:, t - 1] = w, den
+    return {"last": last, "denominator": den_path}
+
+
+def sgd_runs(problem: Regression, lr: float = 0.05, steps: int = 3000, batch: int = 8, seeds=(0,)) -> np.ndarray:
+    """Plain SGD on ``problem``'s mini-batches of ``train_with_averages(..., seed=s)``, in NumPy.
+
+    The iterates (seeds, steps, d): those of ``train_with_averages(problem, lambda p:
+    torch.optim.SGD(p, lr=lr), ...)``, to rounding, for several seeds in one vectorised loop.
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        _fail("steps", steps, "an int >= 1")
+    X, y = problem.X.numpy(), problem.y.numpy()
+    n, d = X.shape
+    idx = np.stack([torch.randint(0, n, (steps, batch), generator=torch.Generator().manual_seed(s)).numpy()
+                    for s in seeds])
+    w, last = np.zeros((len(seeds), d)), np.empty((len(seeds), steps, d))
+    for t in range(steps):
+        Xb, yb = X[idx[:, t]], y[idx[:, t]]
+        w = w - lr * np.einsum("sbd,sb->sd", Xb, np.einsum("sbd,sd->sb", Xb, w) - yb) / batch
+        last[:, t] = w
+    return last

@@ -48,6 +48,7 @@ __all__ = [
     "reddi_threshold",
     "cycle_amplitude",
     "adam_on_quadratic",
+    "adam_on_quadratic_log",
     "cycle_spectral_radius",
     "stability_threshold",
     "DATA",
@@ -320,6 +321,37 @@ def adam_on_quadratic(steps: int, alpha=0.1, beta1=0.9, beta2=0.999, c=1.0, eps:
             x = x - alpha * m / (np.sqrt(v) + eps)
         if t > steps - keep:
             out[t - (steps - keep) - 1] = x
+    return out
+
+
+def adam_on_quadratic_log(steps: int, alpha: float = 0.1, beta2: float = 0.999, c: float = 1.0,
+                          x0: float = 1.0) -> np.ndarray:
+    """log10 |x_t|, t = 1 ... steps, of Adam with beta1 = 0, eps = 0 and bias correction on c x^2 / 2,
+    computed in logarithms so that no iterate underflows.
+
+    With beta1 = 0 the step is x_t = x_(t-1) (1 - alpha c / sqrt(v_hat_t)) and
+    v_t = beta2 v_(t-1) + (1 - beta2) c^2 x_(t-1)^2; both are carried as logarithms (v by
+    ``logaddexp``), so |x_t| may fall far below float64's smallest number (about 1e-324), where
+    :func:`adam_on_quadratic` returns exactly 0 and stays there. Until that happens the two
+    agree to rounding. A factor of exactly 0 (x_t = 0 in exact arithmetic) ends the run there:
+    the rest is -inf.
+    """
+    steps = _int("steps", steps, 1)
+    beta2 = _beta("beta2", beta2)
+    if not (alpha > 0 and c > 0 and x0 != 0):
+        _fail("alpha, c, x0", (alpha, c, x0), "alpha > 0, c > 0 and x0 != 0")
+    log_x, log_v = math.log(abs(x0)), -math.inf
+    log_b2, log_1mb2, log_c2 = math.log(beta2) if beta2 > 0 else -math.inf, math.log1p(-beta2), 2 * math.log(c)
+    power = 1.0                                   # beta2^t
+    out = np.full(steps, -np.inf)
+    for t in range(1, steps + 1):
+        log_v = float(np.logaddexp(log_b2 + log_v, log_1mb2 + log_c2 + 2 * log_x))
+        power *= beta2
+        factor = 1.0 - alpha * c / math.exp(0.5 * (log_v - math.log1p(-power)))
+        if factor == 0:
+            break
+        log_x += math.log(abs(factor))
+        out[t - 1] = log_x / math.log(10)
     return out
 
 

@@ -128,6 +128,147 @@ def test_grid_adam_step_equals_adamlib_adam():
         assert torch.allclose(stacked[k], singles[k].detach(), rtol=1e-12, atol=1e-14)
 
 
+# --- seeds -----------------------------------------------------------------------------------
+
+def without_time(runs):
+    return [{k: v for k, v in r.items() if k != "time"} for r in runs]
+
+
+def counting_train(monkeypatch, fail_at=None):
+    """Count the runner's calls of train(); raise KeyboardInterrupt at call ``fail_at``."""
+    original, calls = experiments.runner.train, []
+
+    def train(*args, **kwargs):
+        calls.append(1)
+        if fail_at is not None and len(calls) == fail_at:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+    monkeypatch.setattr(experiments.runner, "train", train)
+    return calls
+
+
+def test_every_optimizer_step_size_and_seed_is_one_run_and_one_seed_is_the_configuration(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADAMLIB_CACHE", str(tmp_path))
+    small = {"epochs": 2, "grid": {"Adam": [0.1, 0.3], "Adagrad": [0.3]}}
+    single = experiments.run("logreg", overrides=small)
+    assert single.seeds == [0] and not any("seed" in r for r in single.runs)   # as before seeds
+    # the default spelled out, or one seed equal to it: the same configuration, key and entry
+    assert experiments.run("logreg", overrides={**small, "seeds": None}).cached
+    same = experiments.run("logreg", overrides={**small, "seeds": [0]})
+    assert same.cached and "seeds" not in same.config
+    several = experiments.run("logreg", overrides={**small, "seeds": (0, 1, 2)})
+    assert not several.cached and several.config["seeds"] == [0, 1, 2] and several.seeds == [0, 1, 2]
+    assert [(r["optimizer"], r["lr"], r["seed"]) for r in several.runs] == [
+        (o, lr, seed) for o, lrs in small["grid"].items() for lr in lrs for seed in (0, 1, 2)]
+    # seed 0 of the sweep is the single-seed run, bit for bit; the other seeds differ
+    for r in single.runs:
+        assert several.run_at(r["optimizer"], r["lr"], seed=0)["epoch_loss"] == r["epoch_loss"]
+        assert several.run_at(r["optimizer"], r["lr"], seed=1)["epoch_loss"] != r["epoch_loss"]
+    # one seed other than the configuration's: that seed's runs, as the seed-1 runs of the sweep
+    one = experiments.run("logreg", overrides={**small, "seeds": [1]})
+    assert one.config["seed"] == 1 and "seeds" not in one.config
+    assert without_time(one.runs) == [{k: v for k, v in r.items() if k not in ("time", "seed")}
+                                      for r in several.runs if r["seed"] == 1]
+    # the seed is part of each run's key: kept apart while the sweep runs (2 of 9 runs saved)
+    with monkeypatch.context() as patch:
+        counting_train(patch, fail_at=3)
+        with pytest.raises(experiments.Interrupted, match="2 of 9 runs are saved"):
+            experiments.run("logreg", overrides={**small, "seeds": [3, 4, 5]})
+    assert len(list((tmp_path / "partial").glob("logreg-fast-run-*.json"))) == 2
+
+
+def test_an_interrupted_sweep_over_seeds_resumes_and_reuses_the_single_seed_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADAMLIB_CACHE", str(tmp_path))
+    small = {"epochs": 2, "grid": {"Adam": [0.1, 0.3]}}
+    reference = experiments.run("logreg", overrides={**small, "seeds": [0, 1]}, cache=False)
+    # a single-seed sweep stopped after its first run (Adam 0.1, seed 0)
+    with monkeypatch.context() as patch:
+        counting_train(patch, fail_at=2)
+        with pytest.raises(experiments.Interrupted, match="1 of 2 runs are saved"):
+            experiments.run("logreg", overrides=small)
+    # the two-seed sweep reads that run back and stops in its third run: 2 of 4 saved
+    with monkeypatch.context() as patch:
+        calls = counting_train(patch, fail_at=2)
+        with pytest.raises(experiments.Interrupted, match="2 of 4 runs are saved"):
+            experiments.run("logreg", overrides={**small, "seeds": [0, 1]})
+    assert len(calls) == 2
+    with monkeypatch.context() as patch:
+        calls = counting_train(patch)
+        resumed = experiments.run("logreg", overrides={**small, "seeds": [0, 1]})
+    assert len(calls) == 2                                   # the two runs not yet saved
+    assert without_time(resumed.runs) == without_time(reference.runs)
+    assert not list((tmp_path / "partial").glob("*.json"))   # the entry holds it all now
+
+
+def test_lbfgs_and_adam_each_run_once_per_seed(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADAMLIB_CACHE", str(tmp_path))
+    small = {"epochs": 1, "grid": {"Adam": [1e-2]}, "lbfgs": {"history_size": 5, "evaluations": 3},
+             "seeds": [0, 1]}
+    result = experiments.run("mlp_deterministic", overrides=small, cache=False)
+    assert [(r["optimizer"], r["seed"]) for r in result.runs] == [
+        ("Adam", 0), ("Adam", 1), ("L-BFGS (full batch)", 0), ("L-BFGS (full batch)", 1)]
+    curves = result.seed_curves("L-BFGS (full batch)")
+    assert curves[0][0] != curves[1][0]                      # different initial weights
+
+
+@pytest.mark.parametrize("seeds, message", [
+    ([], "a non-empty list"), ([0, 0], "distinct"), ([-1], "ints >= 0"), ([1.0], "ints >= 0"),
+    ([True], "ints >= 0"), ("012", "a non-empty list"), (3, "a non-empty list")])
+def test_bad_seeds_are_refused_before_anything_runs(seeds, message, tmp_path, monkeypatch):
+    monkeypatch.setenv("ADAMLIB_CACHE", str(tmp_path))
+    with pytest.raises(ValueError, match=rf"^seeds=.* is not accepted: expected None or .*{message}"):
+        experiments.run("logreg", overrides={"epochs": 1, "grid": {"Adam": [0.1]}, "seeds": seeds})
+    with pytest.raises(ValueError, match=r"^seeds=\[0, 1\] is not accepted for vae: its models train jointly"):
+        experiments.run("vae", overrides={"seeds": [0, 1]})
+    assert not list(tmp_path.rglob("*.json"))
+
+
+def synthetic(curves: dict) -> "experiments.Result":
+    """A Result of optimizer A with {(lr, seed): final cost} over two epochs (cost 1 at epoch 0)."""
+    return experiments.Result("x", "fast", {"seed": 0, "seeds": sorted({s for _, s in curves})}, "cpu", "0",
+                              runs=[{"variant": "", "optimizer": "A", "lr": lr, "seed": seed,
+                                     "epoch_loss": [1.0, cost]} for (lr, seed), cost in curves.items()])
+
+
+def test_the_best_step_size_is_chosen_on_the_seed_mean_with_the_tie_rule():
+    # seed 0 alone prefers lr 1 (cost e^-3 vs e^-2); the mean over seeds prefers lr 3
+    result = synthetic({(1.0, 0): math.exp(-3), (1.0, 1): math.exp(-1),
+                        (3.0, 0): math.exp(-2), (3.0, 1): math.exp(-2.5)})
+    assert result.best_lr("A") == 3.0
+    assert result.best("A") == result.run_at("A", 3.0, seed=0) and result.best("A", seed=1)["seed"] == 1
+    assert result.seed_mean("A") == [1.0, (math.exp(-2) + math.exp(-2.5)) / 2]
+    assert result.spread("A") == ([1.0, math.exp(-2.5)], [1.0, math.exp(-2)])
+    assert result.spread("A", kind="std")[1] == pytest.approx(abs(math.exp(-2) - math.exp(-2.5)) / math.sqrt(2))
+    assert result.curves() == {"A": result.seed_mean("A")}
+    assert result.seed_curves("A", lr=1.0) == {0: [1.0, math.exp(-3)], 1: [1.0, math.exp(-1)]}
+    # means within TIE (0.01 in mean log cost): the smaller step size wins
+    tied = synthetic({(1.0, 0): math.exp(-2.000), (1.0, 1): math.exp(-2.000),
+                      (3.0, 0): math.exp(-2.010), (3.0, 1): math.exp(-1.999)})
+    assert tied.best_lr("A") == 1.0
+    # a diverged seed makes its step size the worst, and its mean and band missing
+    diverged = synthetic({(1.0, 0): 0.5, (1.0, 1): 0.6, (3.0, 0): 0.01, (3.0, 1): None})
+    assert diverged.best_lr("A") == 1.0
+    assert diverged.seed_mean("A", lr=3.0) == [1.0, None] and diverged.spread("A", lr=3.0) == ([1.0, None], [1.0, None])
+    with pytest.raises(ValueError, match="seed=7 is not accepted: expected one of \\[0, 1\\]"):
+        diverged.select("A", seed=7)
+    with pytest.raises(ValueError, match="kind='iqr' is not accepted"):
+        diverged.spread("A", kind="iqr")
+
+
+def test_outputs_and_the_command_line_with_seeds(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ADAMLIB_CACHE", str(tmp_path / "cache"))
+    status = experiments.main(["run", "logreg", "--epochs", "1", "--optimizers", "Adam", "--lrs", "Adam=0.1,0.3",
+                               "--seeds", "0,1,2", "--out", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "Adam: best lr " in out and " on the mean of 3 seeds, final training cost " in out and "(seeds " in out
+    blob = json.loads((tmp_path / "out" / "logreg-fast.json").read_text())
+    assert blob["config"]["seeds"] == [0, 1, 2] and len(blob["runs"]) == 6
+    csv = (tmp_path / "out" / "logreg-fast.csv").read_text().splitlines()
+    assert csv[0] == "variant,optimizer,lr,seed,epoch,training_cost,seconds" and len(csv) == 1 + 6 * 2
+    assert csv[3].startswith('"","Adam",0.1,1,0,')
+
+
 # --- the command line ------------------------------------------------------------------------
 
 def test_cli_list_names_the_experiments(capsys):
@@ -162,7 +303,9 @@ def test_write_outputs(tmp_path, monkeypatch):
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert names == ["logreg-fast.csv", "logreg-fast.json", "logreg-fast.png"]
     assert json.loads((tmp_path / "out" / "logreg-fast.json").read_text())["runs"] == result.runs
-    assert (tmp_path / "out" / "logreg-fast.csv").read_text().count("\n") == 3  # header + epochs 0, 1
+    csv = (tmp_path / "out" / "logreg-fast.csv").read_text()
+    assert csv.count("\n") == 3  # header + epochs 0, 1
+    assert csv.startswith("variant,optimizer,lr,epoch,training_cost,seconds\n")  # one seed: no seed column
 
 
 # --- the paper's qualitative results, fast mode ----------------------------------------------

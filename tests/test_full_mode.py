@@ -66,7 +66,7 @@ def test_full_configs_evaluate_in_slices_and_fast_configs_as_before():
         assert 1000 <= full["eval_batch_size"] <= 5000, name
         # fast configs: in one pass as before (sparse's 1000 is its whole data set)
         assert experiments.config(name).get("eval_batch_size", 1000) == 1000, name
-    assert experiments.OPTIONAL == {"eval_batch_size": None}
+    assert experiments.OPTIONAL == {"eval_batch_size": None, "seeds": None}
 
 
 @pytest.mark.parametrize("name", list(TINY))
@@ -118,7 +118,7 @@ def test_an_interrupted_grid_resumes_at_its_first_unfinished_run(cache, monkeypa
     small = {"epochs": 2, "grid": {"Adam": [0.1, 0.3], "Adagrad": [0.3]}}
     reference = experiments.run("logreg", overrides=small, cache=False)
     with monkeypatch.context() as patch:
-        counting(patch, experiments, "train", fail_at=2)   # inside the second run
+        counting(patch, experiments.runner, "train", fail_at=2)   # inside the second run
         with pytest.raises(experiments.Interrupted) as info:
             experiments.run("logreg", overrides=small)
     assert isinstance(info.value, KeyboardInterrupt)
@@ -127,7 +127,7 @@ def test_an_interrupted_grid_resumes_at_its_first_unfinished_run(cache, monkeypa
     assert len(list((cache / "partial").glob("logreg-fast-run-*.json"))) == 1
     assert not list(cache.glob("logreg-fast-*.json"))     # no entry for the whole grid yet
     with monkeypatch.context() as patch:
-        calls = counting(patch, experiments, "train")
+        calls = counting(patch, experiments.runner, "train")
         resumed = experiments.run("logreg", overrides=small)
     assert len(calls) == 2                                 # the first run was read back
     assert without_time(resumed.runs) == without_time(reference.runs)
@@ -138,11 +138,11 @@ def test_an_interrupted_grid_resumes_at_its_first_unfinished_run(cache, monkeypa
 def test_a_subset_of_a_grid_reuses_the_saved_runs_of_another(cache, monkeypatch):
     small = {"epochs": 1, "grid": {"Adam": [0.1, 0.3]}}
     with monkeypatch.context() as patch:
-        counting(patch, experiments, "train", fail_at=2)
+        counting(patch, experiments.runner, "train", fail_at=2)
         with pytest.raises(experiments.Interrupted):
             experiments.run("logreg", overrides=small)
     with monkeypatch.context() as patch:
-        calls = counting(patch, experiments, "train")
+        calls = counting(patch, experiments.runner, "train")
         experiments.run("logreg", overrides={**small, "grid": {"Adam": [0.1]}})
     assert calls == []
 
@@ -150,7 +150,7 @@ def test_a_subset_of_a_grid_reuses_the_saved_runs_of_another(cache, monkeypatch)
 def test_no_cache_recomputes_and_keeps_nothing(cache, monkeypatch):
     small = {"epochs": 1, "grid": {"Adam": [0.1, 0.3]}}
     with monkeypatch.context() as patch:
-        counting(patch, experiments, "train", fail_at=2)
+        counting(patch, experiments.runner, "train", fail_at=2)
         with pytest.raises(experiments.Interrupted, match="nothing is kept"):
             experiments.run("logreg", overrides=small, cache=False)
     assert not cache.exists() or not list(cache.rglob("*.json"))
@@ -164,7 +164,7 @@ def test_an_interrupted_lbfgs_run_keeps_the_adam_runs(cache, monkeypatch):
         with pytest.raises(experiments.Interrupted, match="2 of 3 runs are saved"):
             experiments.run("mlp_deterministic", overrides=small)
     with monkeypatch.context() as patch:
-        calls = counting(patch, experiments, "train")
+        calls = counting(patch, experiments.runner, "train")
         resumed = experiments.run("mlp_deterministic", overrides=small)
     assert calls == []
     assert without_time(resumed.runs) == without_time(reference.runs)
@@ -175,12 +175,12 @@ def test_the_vae_grid_resumes_after_its_last_evaluated_epoch(cache, monkeypatch)
     steps_per_epoch = -(-1797 // 100)
     reference = experiments.run("vae", overrides=small, cache=False)
     with monkeypatch.context() as patch:
-        counting(patch, experiments, "grid_adam_step", fail_at=2 * steps_per_epoch + 5)  # in epoch 3
+        counting(patch, experiments.runner, "grid_adam_step", fail_at=2 * steps_per_epoch + 5)  # in epoch 3
         with pytest.raises(experiments.Interrupted, match="after epoch 2 of 4 is saved"):
             experiments.run("vae", overrides=small)
     assert len(list((cache / "partial").glob("vae-fast-*.state.pt"))) == 1
     with monkeypatch.context() as patch:
-        calls = counting(patch, experiments, "grid_adam_step")
+        calls = counting(patch, experiments.runner, "grid_adam_step")
         resumed = experiments.run("vae", overrides=small)
     assert len(calls) == 2 * steps_per_epoch                # epochs 3 and 4 only
     assert without_time(resumed.runs) == without_time(reference.runs)   # bitwise
@@ -246,6 +246,13 @@ def cli(argv, capsys):
     (["run", "mlp_deterministic", "--optimizers", "SGDNesterov"], "--optimizers", "'SGDNesterov'"),
     (["run", "mlp_deterministic", "--lrs", "L-BFGS=1"], "--lrs", "L-BFGS=..."),
     (["run", "mlp_deterministic", "--optimizers", "L-BFGS", "--lrs", "Adam=1"], "--lrs", "Adam=..."),
+    (["run", "logreg", "--seeds", "0,x"], "--seeds", "'0,x'"),
+    (["run", "logreg", "--seeds", ""], "--seeds", "''"),
+    (["run", "logreg", "--seeds", "-1"], "--seeds", "'-1'"),
+    (["run", "logreg", "--seeds", "1.5"], "--seeds", "'1.5'"),
+    (["run", "logreg", "--seeds", "0,,1"], "--seeds", "'0,,1'"),
+    (["run", "logreg", "--seeds", "0,1,0"], "--seeds", "'0,1,0'"),
+    (["run", "vae", "--seeds", "0,1"], "--seeds", "'0,1'"),
     (["run", "logreg", "--device", "tpu"], "--device", "'tpu'"),
     (["run", "logreg", "--device", "cuda:7"], "--device", "'cuda:7'"),
     (["run", "logreg", "--out", "FILE"], "--out", "FILE"),
@@ -279,9 +286,8 @@ def test_help_names_the_real_output_files_and_every_option(capsys):
     text = captured.out
     for piece in ("NAME-full.json", "NAME-fast.json", ".csv", ".png", "0644", "--epochs", "--optimizers",
                   "--lrs", "--eval-batch-size", "--data-dir", "--no-verify", "--device", "--out",
-                  "--no-cache", "143", "130", "resumes"):
+                  "--no-cache", "--seeds", "143", "130", "resumes"):
         assert piece in text, piece
-    assert "--seeds" not in text
 
 
 def test_options_become_configuration_overrides():
@@ -474,7 +480,7 @@ def test_the_command_line_finds_data_in_data_dir_and_can_skip_verification(fake_
 
 def test_out_of_memory_is_one_line_saying_what_is_saved_and_what_to_try(cache, capsys, monkeypatch):
     oom = getattr(torch, "OutOfMemoryError", RuntimeError)
-    original = experiments.train
+    original = experiments.runner.train
     calls = []
 
     def train(*args, **kwargs):
@@ -482,7 +488,7 @@ def test_out_of_memory_is_one_line_saying_what_is_saved_and_what_to_try(cache, c
         if len(calls) == 2:
             raise oom("CUDA out of memory. Tried to allocate 13.10 GiB (GPU 0; 15.77 GiB total capacity)")
         return original(*args, **kwargs)
-    monkeypatch.setattr(experiments, "train", train)
+    monkeypatch.setattr(experiments.runner, "train", train)
     status, captured = cli(["run", "logreg", "--epochs", "1", "--optimizers", "Adam", "--lrs", "Adam=0.1,0.3",
                             "--out", str(cache.parent / "out")], capsys)
     assert status == 1
@@ -495,7 +501,7 @@ def test_out_of_memory_is_one_line_saying_what_is_saved_and_what_to_try(cache, c
 def test_an_interrupt_while_loading_says_nothing_was_computed(cache, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
-    monkeypatch.setattr(experiments, "_load_data", interrupted)
+    monkeypatch.setattr(experiments.runner, "_load_data", interrupted)
     with pytest.raises(experiments.Interrupted, match=r"logreg \(fast\): stopped before its first run"):
         experiments.run("logreg", overrides=TINY["logreg"])
     with pytest.raises(experiments.Interrupted, match=r"vae \(fast\): stopped before its first run"):
@@ -503,7 +509,7 @@ def test_an_interrupt_while_loading_says_nothing_was_computed(cache, monkeypatch
 
 
 def test_an_interrupted_vae_grid_before_its_first_evaluated_epoch_says_when_it_saves(cache, monkeypatch):
-    counting(monkeypatch, experiments, "grid_adam_step", fail_at=3)
+    counting(monkeypatch, experiments.runner, "grid_adam_step", fail_at=3)
     with pytest.raises(experiments.Interrupted,
                        match=r"vae \(fast\): nothing is saved yet \(the 2 models' state is saved after "
                              r"each evaluated epoch, 1, 2\)"):
