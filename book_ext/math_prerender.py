@@ -39,6 +39,9 @@ def _inner(tex: str) -> str:
     tex = tex.strip()
     if not tex:
         return ""
+    # Sphinx wraps a multi-line display in split; an aligned inside it is the whole formula.
+    tex = re.sub(r"^\\begin\{split\}\s*(\\begin\{aligned\}.*\\end\{aligned\})\s*\\end\{split\}$", r"\1",
+                 tex, flags=re.S)
     parts = []
     last = 0
     for match in ALIGNED.finditer(tex):  # aligned blocks by hand, the rest by latex2mathml
@@ -90,19 +93,25 @@ def render(body: str) -> tuple[str, int, int]:
     """The body with its math as MathML; (body, converted, left as TeX)."""
     counts = [0, 0]
 
-    def one(tex_html: str, display: bool, fallback: str) -> str:
+    def one(tex_html: str, display: bool) -> str | None:
         try:
             out = mathml(html.unescape(tex_html), display)
         except Exception:  # noqa: BLE001  (any converter failure: leave it to MathJax)
             counts[1] += 1
-            return fallback
+            return None
         counts[0] += 1
         return out
 
-    body = DISPLAY.sub(lambda m: m.group(1) + one(m.group(2), True, m.group(0)[len(m.group(1)):]) + "</div>", body)
-    body = INLINE.sub(lambda m: '<span class="math notranslate nohighlight">' +
-                      one(m.group(1), False, m.group(0)[len('<span class="math notranslate nohighlight">'):-len("</span>")])
-                      + "</span>", body)
+    def display_math(m: re.Match) -> str:
+        out = one(m.group(2), True)
+        return m.group(0) if out is None else m.group(1) + out + "</div>"
+
+    def inline_math(m: re.Match) -> str:
+        out = one(m.group(1), False)
+        return m.group(0) if out is None else '<span class="math notranslate nohighlight">' + out + "</span>"
+
+    body = DISPLAY.sub(display_math, body)
+    body = INLINE.sub(inline_math, body)
     return body, counts[0], counts[1]
 
 

@@ -350,6 +350,11 @@ def move_input(page, face, index: int, shot: str, label: str, failures: list[str
     and the input must say its new value."""
     range_input = face.locator("input[type=range]").nth(index)
     face.evaluate("e => e.scrollIntoView({block: 'center'})")
+    shown_loaded = ("(f) => { const shown = Array.from(f.querySelectorAll('img[data-frame]'))"
+                    ".filter(i => i.checkVisibility()); return shown.length === 1 && shown[0].complete"
+                    " && shown[0].naturalWidth > 0; }")
+    wait_until(page, shown_loaded, failures, f"{label}: the first frame did not load",
+               arg=face.element_handle(), timeout_ms=10_000)
     before = _frames(face)
     page.screenshot(path=SCREENSHOTS / f"{shot}.before.png")
     if len(before) != 1 or not before[0]["loaded"]:
@@ -358,9 +363,7 @@ def move_input(page, face, index: int, shot: str, label: str, failures: list[str
     at_end = range_input.get_attribute("value") == range_input.get_attribute("max")
     range_input.focus()
     page.keyboard.press("ArrowLeft" if at_end else "ArrowRight")
-    wait_until(page, "(f) => { const shown = Array.from(f.querySelectorAll('img[data-frame]'))"
-               ".filter(i => i.checkVisibility()); return shown.length === 1 && shown[0].complete"
-               " && shown[0].naturalWidth > 0; }", failures, f"{label}: the new frame did not load",
+    wait_until(page, shown_loaded, failures, f"{label}: the new frame did not load",
                arg=face.element_handle(), timeout_ms=10_000)
     after = _frames(face)
     page.screenshot(path=SCREENSHOTS / f"{shot}.after.png")

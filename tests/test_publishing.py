@@ -435,3 +435,11 @@ def test_figure_alt_reads_the_description_the_figure_carries(tmp_path):
     assert figure_alt.png_description(tmp_path / "f.png") == (
         "v_t after bias correction, training cost against epoch; curves: Adam, β_2 = 0.999")
     assert figure_alt.png_description(tmp_path / "missing.png") is None
+
+
+def test_math_prerender_leaves_a_display_formula_it_cannot_convert_exactly_as_it_was():
+    math = _load_ext("math_prerender")
+    body = ('<section><div class="math notranslate nohighlight" id="equation-y">\n<span class="eqno">(5.1)</span>'
+            '\\[\\begin{split}\\begin{aligned} a &amp;= b \\end{aligned}\\end{split}\\]</div><p>after</p></section>')
+    out, converted, left = math.render(body)
+    assert (converted, left) == (0, 1) and out == body  # no extra </div> closing the section
