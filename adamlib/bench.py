@@ -13,9 +13,13 @@ which every path takes one step in turn, so a change in machine load hits all of
 Reported per path: the median and min-max over the rounds; the ratio to torch's fastest path
 for the same algorithm (median / median); the achieved bandwidth, counting only the bytes an
 ideal kernel must move (read theta, g and the state, write theta and the state: 28 B per
-float32 parameter for Adam); and that as a fraction of a measured streaming bandwidth (an
-in-place ``a.add_(b)`` on tensors of the same sizes, 12 B per element, timed in every round
-beside the optimizers; its fastest time).
+float32 parameter for Adam); and the *yardstick*: on a CPU with numba, a one-pass kernel that
+moves exactly those streams (reads theta, g and k state arrays, writes theta and the k state
+arrays, one addition each: no optimizer arithmetic), timed once in every round beside that
+algorithm's paths, so yardstick and optimizers share the rounds and the statistic (the median).
+``fraction_of_stream`` is yardstick median / path median. (Without numba, or on a GPU, the
+yardstick is an in-place ``a.add_(b)``, 3 streams, scaled to the algorithm's bytes.) Every
+round's time is stored (``times_ms``, ``yardstick_times_ms``), with the quartiles.
 
 Shared machines are noisy: /proc/loadavg is recorded before and after, and only ratios within
 one run should be compared. The JSON output is written atomically (temp file + rename).
@@ -37,7 +41,7 @@ import torch
 
 import adamlib
 
-SCHEMA = "adamlib.bench/1"
+SCHEMA = "adamlib.bench/2"
 
 
 @dataclass(frozen=True)
@@ -115,7 +119,7 @@ def _timed(fn, device: str) -> float:
 
 
 def stream_step(count: int, numel: int, device: str):
-    """An in-place a.add_(b) over tensors of these sizes: 12 B per element, the streaming yardstick."""
+    """An in-place a.add_(b) over tensors of these sizes: 12 B per element (3 streams)."""
     a = [torch.zeros(numel, device=device) for _ in range(count)]
     b = [torch.ones(numel, device=device) for _ in range(count)]
 
@@ -126,18 +130,84 @@ def stream_step(count: int, numel: int, device: str):
     return step
 
 
+_STREAM_KERNELS = {}
+
+
+def _stream_kernel(k: int):
+    """A numba kernel over the pointer table of k + 2 streams (theta, g, k state arrays): reads
+    every stream once and writes theta and the state once, like a fused optimizer step with k
+    state tensors, with one addition per stream instead of the optimizer's arithmetic. The same
+    chunks, threads and launcher as adamlib's fused kernels."""
+    if k not in _STREAM_KERNELS:
+        from numba import njit, prange
+
+        from adamlib.optim import _fused
+        kernels = _fused.kernels()  # sets numba's threading layer first, as the optimizers do
+        _chunks, _view, CHUNK = kernels._chunks, kernels._view, _fused.CHUNK
+
+        @njit(parallel=True, fastmath=False)
+        def stream(ptrs, sizes, proto):
+            owner, start = _chunks(sizes)
+            for c in prange(owner.shape[0]):
+                j = owner[c]
+                s = start[c]
+                n = min(CHUNK, sizes[j] - s)
+                th = _view(ptrs, j, 0, s, n, proto)
+                g = _view(ptrs, j, 1, s, n, proto)
+                a = _view(ptrs, j, 2, s, n, proto)
+                b = _view(ptrs, j, min(3, k + 1), s, n, proto)
+                d = _view(ptrs, j, min(4, k + 1), s, n, proto)
+                for i in range(n):
+                    gi = g[i]
+                    th[i] = th[i] + gi
+                    a[i] = a[i] + gi
+                    if k >= 2:
+                        b[i] = b[i] + gi
+                    if k >= 3:
+                        d[i] = d[i] + gi
+
+        _STREAM_KERNELS[k] = stream
+    return _STREAM_KERNELS[k]
+
+
+def matched_stream_step(count: int, numel: int, k: int):
+    """The yardstick of an algorithm with k state tensors on a CPU: one pass over theta, g and
+    the k state arrays (see ``_stream_kernel``); 4 (2 + k + 1 + k) bytes per element."""
+    import numpy as np
+
+    from adamlib.optim import _fused
+    rows = [[torch.zeros(numel) for _ in range(k + 2)] for _ in range(count)]
+    ptrs, sizes = _fused.table(rows)
+    proto = np.empty(0, dtype=np.float32)
+    kernel = _stream_kernel(k)
+
+    def step():
+        _fused.launch(kernel, ptrs, sizes, proto)
+
+    step.rows = rows  # keep the tensors alive as long as the step
+    return step
+
+
+def _quartiles(ts):
+    q = statistics.quantiles(ts, n=4, method="inclusive") if len(ts) > 1 else [ts[0]] * 3
+    return q[0], q[2]
+
+
 def bench_case(count: int, numel: int, algos, device: str, repeats: int, warmup: int,
                progress=None) -> tuple[list[dict], float]:
-    """(rows, streaming GB/s): every path of every algorithm, interleaved, and the streaming
-    step timed in every round beside them; its fastest time over all rounds gives the
-    bandwidth (one measurement up front is at the mercy of a noisy moment)."""
-    stream = stream_step(count, numel, device)
-    stream_times = []
+    """(rows, streaming GB/s): every path of every algorithm, interleaved, and its yardstick
+    timed once in every round beside them (see the module docstring); the GB/s returned is the
+    median over algorithms of their yardsticks' median bandwidths."""
+    matched = device == "cpu" and adamlib.optim._fused.numba_available()
+    plain_stream = None if matched else stream_step(count, numel, device)
     gen = torch.Generator().manual_seed(0)
     init = [torch.randn(numel, generator=gen).mul_(0.1) for _ in range(count)]
     grads = [torch.randn(numel, generator=gen).to(device) for _ in range(count)]
-    rows = []
+    rows, stream_gbps = [], []
     for algo in algos:
+        stream = matched_stream_step(count, numel, algo.state_streams) if matched else plain_stream
+        # bytes the yardstick moves per element: the algorithm's own (matched) or add_'s 12
+        stream_bytes = algo.bytes_per_param if matched else 12
         runners = []
         for library, path, kw in paths(algo, device):
             params = [t.to(device).clone().requires_grad_() for t in init]
@@ -156,25 +226,36 @@ def bench_case(count: int, numel: int, algos, device: str, repeats: int, warmup:
             for *_, opt in runners:
                 opt.step()
         times = {(lib, path): [] for lib, path, _ in runners}
+        stream_times = []
         for r in range(repeats):
             order = runners[r % len(runners):] + runners[:r % len(runners)]  # rotate who goes first
             for lib, path, opt in order:
                 times[(lib, path)].append(_timed(opt.step, device))
             stream_times.append(_timed(stream, device))
+        stream_med = statistics.median(stream_times)
+        # the time the yardstick would take for this algorithm's bytes
+        bound = stream_med * algo.bytes_per_param / stream_bytes
+        stream_gbps.append(stream_bytes * count * numel / stream_med / 1e9)
         torch_best = min(statistics.median(v) for (lib, _), v in times.items() if lib == "torch")
         for (lib, path), ts in times.items():
             med = statistics.median(ts)
+            q1, q3 = _quartiles(ts)
             rows.append(dict(
                 algorithm=algo.name, torch_counterpart=algo.torch_name, library=lib, path=path,
                 median_ms=1e3 * med, min_ms=1e3 * min(ts), max_ms=1e3 * max(ts),
+                q1_ms=1e3 * q1, q3_ms=1e3 * q3, times_ms=[1e3 * t for t in ts],
                 bytes_per_param=algo.bytes_per_param,
                 gbps=algo.bytes_per_param * count * numel / med / 1e9,
                 ratio_vs_torch_best=med / torch_best,
+                yardstick="matched" if matched else "add_",
+                yardstick_times_ms=[1e3 * t for t in stream_times],
+                stream_gbps=stream_gbps[-1],
+                bound_ms=1e3 * bound, fraction_of_stream=bound / med,
             ))
         if progress:
             progress(algo.name)
-        del runners
-    return rows, 12 * count * numel / min(stream_times) / 1e9
+        del runners, stream
+    return rows, statistics.median(stream_gbps)
 
 
 def machine_info(device: str) -> dict:
@@ -238,9 +319,6 @@ def run(sizes=None, large=False, device="cpu", repeats=15, warmup=3, algorithms=
         count, numel = parse_size(spec)
         rows, bw = bench_case(count, numel, algos, device, repeats, warmup,
                           progress=(lambda a, s=spec: progress(f"{s} {a}")) if progress else None)
-        for row in rows:
-            row["fraction_of_stream"] = row["gbps"] / bw
-            row["bound_ms"] = 1e3 * row["bytes_per_param"] * count * numel / (bw * 1e9)
         out["cases"].append(dict(size=spec, tensors=count, numel_per_tensor=numel,
                                  stream_gbps=bw, loadavg=loadavg(), results=rows))
     out["loadavg_after"] = loadavg()
@@ -257,7 +335,8 @@ def table(result: dict) -> str:
              f"loadavg before: {result['loadavg_before']}"]
     for case in result["cases"]:
         lines.append("")
-        lines.append(f"{case['size']}: stream {case['stream_gbps']:.1f} GB/s, loadavg {case['loadavg']}")
+        lines.append(f"{case['size']}: yardstick {case['stream_gbps']:.1f} GB/s (median over algorithms), "
+                     f"loadavg {case['loadavg']}")
         lines.append(f"{'algorithm':<9} {'library':<8} {'path':<12} {'median ms':>9} {'min-max ms':>15} "
                      f"{'x torch best':>12} {'GB/s':>6} {'% stream':>8}")
         for r in case["results"]:
@@ -265,6 +344,13 @@ def table(result: dict) -> str:
                 f"{r['algorithm']:<9} {r['library']:<8} {r['path']:<12} {r['median_ms']:9.2f} "
                 f"{r['min_ms']:7.2f}-{r['max_ms']:<7.2f} {r['ratio_vs_torch_best']:12.2f} "
                 f"{r['gbps']:6.1f} {100 * r['fraction_of_stream']:7.0f}%")
+        # the yardstick of each algorithm (same rounds, same statistic)
+        seen = []
+        for r in case["results"]:
+            if r["algorithm"] not in seen:
+                seen.append(r["algorithm"])
+                lines.append(f"{r['algorithm']:<9} {'stream':<8} {r['yardstick']:<12} {r['bound_ms']:9.2f} "
+                             f"{'':15} {'':12} {r['stream_gbps']:6.1f} {'':>8}")
     lines.append(f"\nloadavg after: {result['loadavg_after']}")
     return "\n".join(lines)
 
