@@ -30,6 +30,7 @@ WORKFLOW = ROOT / ".github" / "workflows" / "book.yml"
 CHAPTERS = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
 # The version Binder and the README's Jupyter instructions install.
 JUPYTERLAB_MYST = "2.7.0"
+JUPYTERLAB = "4.4.10"  # the newest JupyterLab that extension loads in (4.5+ ship @jupyter/ydoc 4)
 
 
 def _load_tool(name: str):
@@ -268,9 +269,9 @@ def test_binder_installs_cpu_torch_at_the_books_version():
     binder, book = _pins(ROOT / "binder" / "requirements.txt"), _pins(ROOT / "requirements.txt")
     assert binder["torch"] == book["torch"] + "+cpu"
     # JupyterLab's MyST renderer: Binder's Jupyter side only, not needed to build or test.
-    assert binder.get("jupyterlab-myst") == JUPYTERLAB_MYST
+    assert binder.get("jupyterlab-myst") == JUPYTERLAB_MYST and binder.get("jupyterlab") == JUPYTERLAB
     differing = {k: (v, book.get(k)) for k, v in binder.items()
-                 if k not in ("torch", "jupyterlab-myst") and book.get(k) != v}
+                 if k not in ("torch", "jupyterlab-myst", "jupyterlab") and book.get(k) != v}
     assert not differing, f"binder/requirements.txt pins differ from requirements.txt: {differing}"
     # Everything adamlib imports at run time is there (or comes with Binder's Jupyter).
     needed = {"torch", "numpy", "matplotlib", "ipywidgets", "scikit-learn", "tqdm", "scipy"}
@@ -290,7 +291,7 @@ def test_readme_jupyter_instructions_install_jupyterlab_myst_and_start_at_the_ro
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     section = text.split("## Working on a chapter in Jupyter", 1)[1].split("\n## ", 1)[0]
     assert "python3 tasks.py setup" in section
-    assert f"jupyterlab-myst=={JUPYTERLAB_MYST}" in section
+    assert f"jupyterlab=={JUPYTERLAB} jupyterlab-myst=={JUPYTERLAB_MYST}" in section
     assert re.search(r"^\.venv/bin/jupyter lab\s*(#.*)?$", section, re.M), "start JupyterLab at the root"
 
 
