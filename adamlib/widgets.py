@@ -30,6 +30,7 @@ import matplotlib.pyplot as plt
 from .plots import DPI, SCALE, describe, describe_text, png_bytes
 
 __all__ = ["live", "static_figure", "static_slider", "render_png", "figure_alt", "StaticFigure", "LiveFigure",
+           "LIVE_LABEL", "STATIC_LABEL",
            "MAX_FRAMES", "MAX_GRID_FRAMES", "LIVE_NOTE"]
 
 #: Frames of a one-parameter face (each PNG is tens of kB, and the notebook stores them all).
@@ -40,6 +41,11 @@ MAX_GRID_FRAMES = 16
 #: What a live figure's stored output says where its controls cannot run.
 LIVE_NOTE = ("Live controls (they need a running kernel: run this notebook in Jupyter, Colab or "
              "Binder). The precomputed figure below works without one.")
+
+#: Which face is which, where a reader with a kernel sees both: the live one says so under its
+#: controls, the static one over its frames.
+LIVE_LABEL = "<small><b>Live figure</b>: redrawn by the kernel on every move.</small>"
+STATIC_LABEL = "Precomputed frames: these controls work without a kernel."
 
 _LAYOUT = {"width": "min(28em, 100%)"}
 _STYLE = {"description_width": "initial"}
@@ -128,7 +134,7 @@ def live(draw: Callable, *, dpi: int = DPI, **controls) -> LiveFigure:
     if not sliders:
         raise ValueError("live() needs at least one control: pass a widget or a list of values")
     out = ipywidgets.Output()
-    busy = ipywidgets.HTML(value="", layout={"min_height": "1.5em"})
+    busy = ipywidgets.HTML(value=LIVE_LABEL, layout={"min_height": "1.5em"})
     # A value the reader has seen once comes back at once: its PNG is kept (a few dozen
     # frames at most, tens of kB each), keyed by the controls' values.
     seen: dict = {}
@@ -147,7 +153,7 @@ def live(draw: Callable, *, dpi: int = DPI, **controls) -> LiveFigure:
                 finally:
                     plt.close(fig)
             finally:
-                busy.value = ""
+                busy.value = LIVE_LABEL
             seen[key] = (png, width, height)
         png, width, height = seen[key]
         # Set the Output's state directly rather than printing inside `with out:`: the image
@@ -208,6 +214,7 @@ _STYLE_TAG = """<style>
 .adamlib-face-control input{width:min(14em,45vw);accent-color:#1a56db}
 .adamlib-face-control input:focus-visible{outline:3px solid #1a56db;outline-offset:2px}
 .adamlib-face-control output{min-width:4.5em;font-variant-numeric:tabular-nums;font-weight:600}
+.adamlib-face-note{font-size:.85em;color:#444}
 .adamlib-face-frames img{max-width:100%;height:auto}
 .adamlib-face-frames img[hidden]{display:none!important}
 </style>"""
@@ -253,6 +260,7 @@ class StaticFigure:
             images.append(f'<img data-frame="{k}" src="data:image/png;base64,{data}" '
                           f'width="{width}" height="{height}" alt="{html.escape(alt)}"{hidden}>')
         return (_STYLE_TAG + f'<div class="adamlib-face" role="group" aria-label="Precomputed figure">'
+                f'<div class="adamlib-face-note">{STATIC_LABEL}</div>'
                 f'<div class="adamlib-face-controls">{"".join(controls)}</div>'
                 f'<div class="adamlib-face-frames">{"".join(images)}</div></div>' + _SCRIPT)
 

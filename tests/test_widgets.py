@@ -11,7 +11,7 @@ import pytest  # noqa: E402
 from adamlib import plots  # noqa: E402
 from adamlib.train import History  # noqa: E402
 from adamlib.widgets import (  # noqa: E402
-    LIVE_NOTE, MAX_FRAMES, MAX_GRID_FRAMES, StaticFigure, live, render_png, static_figure, static_slider)
+    LIVE_LABEL, LIVE_NOTE, MAX_FRAMES, STATIC_LABEL, MAX_GRID_FRAMES, StaticFigure, live, render_png, static_figure, static_slider)
 
 
 def draw_line(slope, offset=0.0):
@@ -39,6 +39,7 @@ def test_static_slider_has_one_distinct_png_per_value_behind_a_range_input():
     assert len(face.frames) == len(values) and all(f[:8] == PNG for f in face.frames)
     assert len({hashlib.sha256(f).hexdigest() for f in face.frames}) == len(values)
     page = face._repr_html_()
+    assert STATIC_LABEL in page  # which face is which, where a kernel shows both
     assert page.count('<input type="range"') == 1
     assert 'min="0" max="4" step="1" value="3"' in page
     assert 'aria-label="slope a" aria-valuetext="1"' in page and "<output>1</output>" in page
@@ -209,7 +210,7 @@ def test_live_draws_into_the_output_state_and_redraws_on_change():
     slider, busy, out = box.children
     assert isinstance(out, ipywidgets.Output) and isinstance(busy, ipywidgets.HTML)
     assert slider.description == "slope" and slider.style.description_width == "initial"
-    assert calls == [(2, 0.25)] and busy.value == ""  # the busy line is cleared after a draw
+    assert calls == [(2, 0.25)] and busy.value == LIVE_LABEL  # "drawing ..." only while it draws
     assert len(out.outputs) == 1 and "image/png" in out.outputs[0]["data"]
     assert out.outputs[0]["metadata"]["image/png"] == {"width": 240, "height": 160}
     first = out.outputs[0]["data"]["image/png"]
