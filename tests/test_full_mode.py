@@ -187,6 +187,31 @@ def test_the_vae_grid_resumes_after_its_last_evaluated_epoch(cache, monkeypatch)
     assert not list((cache / "partial").iterdir())
 
 
+def test_the_vae_grid_runs_once_per_seed_and_an_interrupted_sweep_resumes(cache, monkeypatch):
+    small = {"epochs": 2, "checkpoints": [1], "beta1": [0.9], "beta2": [0.999], "log10_lr": [-3, -2]}
+    steps_per_epoch = -(-1797 // 100)
+    single = experiments.run("vae", overrides=small, cache=False)
+    reference = experiments.run("vae", overrides={**small, "seeds": [0, 1]}, cache=False)
+    assert [(r["seed"], r["lr"], r["bias_correction"]) for r in reference.runs] == [
+        (seed, lr, bc) for seed in (0, 1) for lr in (1e-3, 1e-2) for bc in (True, False)]
+    assert without_time([{k: v for k, v in r.items() if k != "seed"} for r in reference.runs[:4]]) == \
+        without_time(single.runs)                                  # seed 0 is the single-seed grid
+    assert reference.runs[4]["epoch_loss"] != reference.runs[0]["epoch_loss"]
+    # stopped in seed 1's second epoch: seed 0's grid is kept, and seed 1's state after epoch 1
+    with monkeypatch.context() as patch:
+        counting(patch, experiments.runner, "grid_adam_step", fail_at=3 * steps_per_epoch + 3)
+        with pytest.raises(experiments.Interrupted,
+                           match=r"1 of 2 seeds' grids, and for seed 1 the state of its 4 models after "
+                                 r"epoch 1 of 2, is saved"):
+            experiments.run("vae", overrides={**small, "seeds": [0, 1]})
+    with monkeypatch.context() as patch:
+        calls = counting(patch, experiments.runner, "grid_adam_step")
+        resumed = experiments.run("vae", overrides={**small, "seeds": [0, 1]})
+    assert len(calls) == steps_per_epoch                           # seed 1's epoch 2 only
+    assert without_time(resumed.runs) == without_time(reference.runs)
+    assert resumed.seeds == [0, 1] and not list((cache / "partial").iterdir())
+
+
 @pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_the_command_line_stops_on_a_signal_says_what_is_saved_and_resumes(tmp_path, signum, status):
     env = {**os.environ, "ADAMLIB_CACHE": str(tmp_path / "cache")}
@@ -252,7 +277,7 @@ def cli(argv, capsys):
     (["run", "logreg", "--seeds", "1.5"], "--seeds", "'1.5'"),
     (["run", "logreg", "--seeds", "0,,1"], "--seeds", "'0,,1'"),
     (["run", "logreg", "--seeds", "0,1,0"], "--seeds", "'0,1,0'"),
-    (["run", "vae", "--seeds", "0,1"], "--seeds", "'0,1'"),
+    (["run", "vae", "--seeds", "0,x"], "--seeds", "'0,x'"),
     (["run", "logreg", "--device", "tpu"], "--device", "'tpu'"),
     (["run", "logreg", "--device", "cuda:7"], "--device", "'cuda:7'"),
     (["run", "logreg", "--out", "FILE"], "--out", "FILE"),

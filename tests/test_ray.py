@@ -76,13 +76,17 @@ def test_a_mini_sweep_serially_and_on_two_ray_workers_gives_identical_results(cl
 def test_seeds_and_the_lbfgs_and_vae_runners_are_identical_on_ray(cluster, cache):
     det = {"epochs": 1, "grid": {"Adam": [1e-2]}, "lbfgs": {"history_size": 5, "evaluations": 3},
            "seeds": [0, 1]}
-    vae = {"epochs": 2, "checkpoints": [1, 2], "beta1": [0.9], "beta2": [0.999], "log10_lr": [-3, -2]}
+    vae = {"epochs": 2, "checkpoints": [1, 2], "beta1": [0.9], "beta2": [0.999], "log10_lr": [-3, -2],
+           "seeds": [0, 1]}                                   # one task per seed
     for name, overrides in (("logreg", {**MINI, "epochs": 1, "seeds": [0, 1, 2]}),
                             ("mlp_deterministic", det), ("vae", vae)):
         serial = experiments.run(name, overrides=overrides, cache=False)
         on_ray = experiments.run(name, overrides=overrides, cache=False, ray=True)
         assert without_time(on_ray.runs) == without_time(serial.runs), name
         assert on_ray.extra == serial.extra, name
+    kept = experiments.run("vae", overrides=vae, ray=True, store=cache / "runs")
+    assert without_time(kept.runs) == without_time(serial.runs)
+    assert not list((cache / "runs").iterdir())                             # no state left behind
     logreg = experiments.run("logreg", overrides={**MINI, "epochs": 1, "seeds": [0, 1, 2]}, cache=False, ray=True)
     assert logreg.seeds == [0, 1, 2] and len(logreg.runs) == 12
 

@@ -13,8 +13,8 @@ so the choice does not flip with rounding. Fast mode trains in float64 (see :dat
 
     python -m adamlib.experiments list
     python -m adamlib.experiments run logreg [--full] [--device cuda] [--out DIR] [--no-cache]
-        [--epochs N] [--optimizers A,B] [--lrs Adam=1e-3,3e-3] [--eval-batch-size N]
-        [--data-dir DIR] [--no-verify]
+        [--epochs N] [--optimizers A,B] [--lrs Adam=1e-3,3e-3] [--seeds 0,1,2] [--eval-batch-size N]
+        [--data-dir DIR] [--no-verify] [--ray | --ray-address HOST:PORT]
 
 Results are cached as JSON under :func:`cache_dir`, keyed by a hash of the configuration,
 the mode, the device, adamlib's and torch's versions; files are written atomically (a
@@ -32,6 +32,7 @@ The package, file by file:
     results.py      Result and score()
     sweep.py        run(): the cache, the grid's runs, Interrupted
     outputs.py      write_outputs(): NAME-MODE.json, .csv, .png
+    ray_backend.py  each run of a grid as a Ray task (the optional extra ``adamlib[cluster]``)
     cli.py          main(), the command line (``__main__.py`` runs it)
 
 In Python::
@@ -40,6 +41,8 @@ In Python::
     result = experiments.run("logreg")          # fast mode, cached
     result.best("Adam")                          # the run with the best lr
     result.curves()                              # {optimizer: epoch_loss of its best run}
+    several = experiments.run("logreg", overrides={"seeds": [0, 1, 2]})
+    several.best_lr("Adam"), several.seed_mean("Adam"), several.spread("Adam")
 """
 from __future__ import annotations
 

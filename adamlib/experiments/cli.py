@@ -140,9 +140,6 @@ def _seeds(name: str, text: str) -> list[int]:
     if len(set(seeds)) != len(seeds):
         raise _BadOption("--seeds", f"{text!r} is not accepted: a seed is repeated; expected distinct "
                                     f"integers >= 0, e.g. 0,1,2")
-    if EXPERIMENTS[name].kind == "vae_grid" and len(seeds) > 1:
-        raise _BadOption("--seeds", f"{text!r} is not accepted for {name}: its models train jointly from "
-                                    f"one seed; expected one seed, e.g. --seeds 1 (run each seed in turn)")
     return seeds
 
 

@@ -12,7 +12,7 @@ back from the tasks, writes it into the store too (for workers that do not share
 assembles the experiment's :class:`~.results.Result` as a serial sweep does: the same runs, in
 the same order, bit for bit on the same hardware and software.
 
-The VAE trains its models jointly (one run): on Ray it is one task.
+The VAE trains its models jointly (one run per seed): on Ray each seed is one task.
 """
 from __future__ import annotations
 
@@ -96,7 +96,9 @@ def compute(kind: str, name: str, mode: str, device: str, key: str, spec: dict, 
     try:
         grid = _Grid(name, mode, device, key, key_extra, None if folder is None else Path(folder),
                      _Progress(name, None))
-        return _RUNNERS[kind](spec, target, grid)
+        value = _RUNNERS[kind](spec, target, grid)
+        grid.discard_state()  # a joint run's (the VAE's) state: its result goes back to the driver
+        return value
     finally:
         torch.set_num_threads(threads)
         for k, v in before.items():
@@ -114,9 +116,10 @@ class Backend:
         self.kind: str | None = None
         self.task = ray.remote(compute).options(**resources(device))
 
-    def _submit(self, grid: _Grid, spec: dict):
+    def _submit(self, grid: _Grid, spec: dict, key: str | None = None):
         environment = {k: os.environ.get(k) for k in FORWARDED}
-        return self.task.remote(self.kind, grid.name, grid.mode, worker_device(self.device), grid.key, spec,
+        return self.task.remote(self.kind, grid.name, grid.mode, worker_device(self.device),
+                                grid.key if key is None else key, spec,
                                 grid.key_extra, None if grid.folder is None else str(grid.folder),
                                 environment)
 
@@ -149,12 +152,36 @@ class Backend:
         return runs
 
     def run_whole(self, grid: _Grid, cfg: dict) -> tuple[list[dict], dict]:
-        """An experiment whose runs train jointly (the VAE grid): one task, its state kept in the store."""
-        grid.total = 1
-        grid.state_note = "the state its Ray task saved after its last evaluated epoch (if any)"
-        grid.progress.plan([cfg["epochs"]], [False])
-        out: dict = {}
-        self._collect({self._submit(grid, cfg): 0}, lambda index, value: out.update(value=value))
-        grid.progress.advance(cfg["epochs"])
-        grid.saved = 1
-        return out["value"]
+        """An experiment whose runs train jointly (the VAE grid): one task per seed, its state
+        kept in the store by the task; each seed's finished grid kept there too."""
+        from .runner import _per_seed
+        from .store import cache_key
+
+        seeds = _per_seed(cfg)
+        results: list = [None] * len(seeds)
+        for index, (seed, cfg_seed) in enumerate(seeds):
+            if seed is not None:
+                results[index] = grid._read_run(cfg_seed)
+        grid.total, grid.saved = len(seeds), sum(r is not None for r in results)
+        grid.state_note = "the state its Ray tasks saved after their last evaluated epoch (if any)"
+        grid.progress.plan([cfg["epochs"]] * len(seeds), [r is not None for r in results])
+        pending = {}
+        for index, (seed, cfg_seed) in enumerate(seeds):
+            if results[index] is None:
+                # the task's key: that of the single-seed experiment with this seed (its saved state)
+                key = grid.key if seed is None else cache_key(grid.name, cfg_seed, grid.mode, grid.device,
+                                                               grid.key_extra)
+                pending[self._submit(grid, cfg_seed, key)] = index
+
+        def done(index, value):
+            seed, cfg_seed = seeds[index]
+            runs, extra = value
+            results[index] = {"runs": runs, "extra": extra}
+            if seed is not None:
+                grid._write_run(cfg_seed, results[index])
+            grid.saved += 1
+            grid.progress.advance(cfg["epochs"])
+        self._collect(pending, done)
+        runs = [{**r, **({} if seed is None else {"seed": seed})}
+                for (seed, _), result in zip(seeds, results) for r in result["runs"]]
+        return runs, results[-1]["extra"]

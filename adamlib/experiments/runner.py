@@ -375,4 +375,48 @@ def _run_vae_grid(cfg: dict, device, grid: _Grid) -> tuple[list[dict], dict]:
     return runs, {"m": data.m, "K": K, "parameters_per_model": models.parameter_count(single)}
 
 
-_RUNNERS = {"classify": _run_classify, "deterministic": _run_deterministic, "vae_grid": _run_vae_grid}
+def _run_vae_seeds(cfg: dict, device, grid: _Grid) -> tuple[list[dict], dict]:
+    """The VAE grid once per seed (its models train jointly, from one seed).
+
+    One seed: :func:`_run_vae_grid` itself. Several: each seed's joint run in turn, kept as it
+    finishes (``NAME-MODE-run-KEY.json``, ``KEY`` that of the single-seed experiment with that
+    seed, whose saved state it also resumes from), every run with its ``seed``.
+    """
+    if cfg.get("seeds") is None:
+        return _run_vae_grid(cfg, device, grid)
+    from .progress import _Progress
+    from .store import cache_key
+
+    seeds = _per_seed(cfg)
+    grid.total, grid.saved = len(seeds), 0
+    runs, extra = [], {}
+    for index, (seed, cfg_seed) in enumerate(seeds):
+        saved = grid._read_run(cfg_seed)
+        if saved is None:
+            sub = _Grid(grid.name, grid.mode, grid.device,
+                        cache_key(grid.name, cfg_seed, grid.mode, grid.device, grid.key_extra),
+                        grid.key_extra, grid.folder, _Progress(f"{grid.name} seed {seed}", grid.progress.style))
+            grid.state_note = None
+            try:
+                seed_runs, seed_extra = _run_vae_grid(cfg_seed, device, sub)
+            except BaseException:
+                done = f"{index} of {len(seeds)} seeds' grids"
+                if sub.state_note is not None:
+                    grid.state_note = f"{done}, and for seed {seed} {sub.state_note},"
+                elif index:
+                    grid.state_note = done
+                else:
+                    grid.unsaved_note = sub.unsaved_note
+                raise
+            finally:
+                sub.progress.close()
+            saved = {"runs": seed_runs, "extra": seed_extra}
+            grid._write_run(cfg_seed, saved)
+            sub.discard_state()  # the seed's grid is kept whole now
+        grid.saved += 1
+        runs += [{**r, "seed": seed} for r in saved["runs"]]
+        extra = saved["extra"]
+    return runs, extra
+
+
+_RUNNERS = {"classify": _run_classify, "deterministic": _run_deterministic, "vae_grid": _run_vae_seeds}

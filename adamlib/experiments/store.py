@@ -202,6 +202,13 @@ class _Grid:
         self.written.append(path)
         self.state_note = note
 
+    def discard_state(self) -> None:
+        """Remove the joint run's saved state, once its finished result is kept elsewhere."""
+        path = self._state_path()
+        if path is not None:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
     # --- what is saved ---------------------------------------------------------------------
     def saved_message(self) -> str:
         where = f"{self.name} ({self.mode})"

@@ -53,9 +53,6 @@ def _check_overrides(name: str, cfg: dict) -> None:
                 or len(set(seeds)) != len(seeds)):
             raise ValueError(f"seeds={seeds!r} is not accepted: expected None or a non-empty list of "
                              f"distinct ints >= 0, e.g. [0, 1, 2]")
-        if kind == "vae_grid" and len(seeds) > 1:
-            raise ValueError(f"seeds={list(seeds)!r} is not accepted for {name}: its models train jointly "
-                             f"from one seed; run one seed at a time (seeds=[1], or seed=1)")
     epochs = cfg.get("epochs")
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs={epochs!r} is not accepted: expected an int >= 0")
