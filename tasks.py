@@ -28,6 +28,7 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
 STAMP = VENV / ".requirements.sha256"
+TEST_STAMP = VENV / ".requirements-test.sha256"
 SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
 
 # The test command runs under a perturbed numerical environment, against outputs that
@@ -76,6 +77,18 @@ def setup() -> None:
     run(PY, "-m", "pip", "install", "--disable-pip-version-check", "-q", "-r", "requirements.txt")
     STAMP.write_text(wanted + "\n")
     print(f"set-up: {time.perf_counter() - t0:.0f} s", flush=True)
+
+
+def setup_tests() -> None:
+    """Add requirements-test.txt to .venv (what only the tests need; skipped when unchanged)."""
+    setup()
+    wanted = hashlib.sha256((ROOT / "requirements-test.txt").read_bytes()).hexdigest()
+    if TEST_STAMP.exists() and TEST_STAMP.read_text().strip() == wanted:
+        return
+    t0 = time.perf_counter()
+    run(PY, "-m", "pip", "install", "--disable-pip-version-check", "-q", "-r", "requirements-test.txt")
+    TEST_STAMP.write_text(wanted + "\n")
+    print(f"test set-up: {time.perf_counter() - t0:.0f} s", flush=True)
 
 
 def build(stored_outputs: bool = False) -> None:
@@ -136,6 +149,7 @@ WARM = ("from adamlib import experiments\n"
 
 def test(extra: list[str]) -> None:
     """Build the book (the browser tests read it), then run unit tests, nbval and browser tests."""
+    setup_tests()
     build(stored_outputs=True)
     t0 = time.perf_counter()
     run(PY, ROOT / "tools" / "perturbation_probe.py")

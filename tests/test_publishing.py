@@ -444,3 +444,12 @@ def test_math_prerender_leaves_a_display_formula_it_cannot_convert_exactly_as_it
             '\\[\\begin{tabular}{cc} a &amp; b \\end{tabular}\\]</div><p>after</p></section>')
     out, converted, left = math.render(body)
     assert (converted, left) == (0, 1) and out == body  # no extra </div> closing the section
+
+
+def test_the_test_command_installs_ray_for_the_cluster_tests_at_the_extras_version():
+    pins = _pins(ROOT / "requirements-test.txt")
+    extra = re.search(r'cluster\s*=\s*\[\s*"ray==([^"]+)"', (ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert extra and pins.get("ray") == extra.group(1)
+    assert "ray" not in _pins(ROOT / "requirements.txt"), "Ray is for the tests and clusters, not the book"
+    text = (ROOT / "tasks.py").read_text(encoding="utf-8")
+    assert "setup_tests()" in text.split("def test(", 1)[1].split("def ", 1)[0]
