@@ -84,6 +84,15 @@ def describe_text(text: str) -> str:
     """Matplotlib's mathtext as readable text: ``$\\hat\\beta_1$`` -> ``β_1``, braces dropped."""
     import re
 
+    # An accent on one letter stays on it: \hat v -> v̂, \bar{x} -> x̄ (combining marks).
+    marks = {"hat": "\u0302", "bar": "\u0304", "tilde": "\u0303"}
+
+    def accent(m):
+        base = m.group(2)
+        base = _TEX_NAMES.get(base[1:], base[1:]) if base.startswith("\\") else base
+        return base + marks[m.group(1)]
+
+    text = re.sub(r"\\(hat|bar|tilde)\s*\{?\s*(\\[A-Za-z]+|[A-Za-z])\s*\}?", accent, text)
     text = re.sub(r"\\([A-Za-z]+)", lambda m: _TEX_NAMES.get(m.group(1), m.group(1)), text)
     return re.sub(r"\s+", " ", text.replace("$", "").replace("{", "").replace("}", "")).strip()
 

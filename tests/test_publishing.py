@@ -434,7 +434,7 @@ def test_figure_alt_reads_the_description_the_figure_carries(tmp_path):
     plt.close(fig)
     (tmp_path / "f.png").write_bytes(png)
     assert figure_alt.png_description(tmp_path / "f.png") == (
-        "v_t after bias correction, training cost against epoch; curves: Adam, β_2 = 0.999")
+        "v\u0302_t after bias correction, training cost against epoch; curves: Adam, β_2 = 0.999")
     assert figure_alt.png_description(tmp_path / "missing.png") is None
 
 
