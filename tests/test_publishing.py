@@ -453,3 +453,28 @@ def test_the_test_command_installs_ray_for_the_cluster_tests_at_the_extras_versi
     assert "ray" not in _pins(ROOT / "requirements.txt"), "Ray is for the tests and clusters, not the book"
     text = (ROOT / "tasks.py").read_text(encoding="utf-8")
     assert "setup_tests()" in text.split("def test(", 1)[1].split("def ", 1)[0]
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_a_solutions_code_cells_sit_inside_its_fold_and_start_collapsed(path):
+    """Every hidden code cell that computes a solution's numbers is inside the gated solution
+    ({solution-start} ... {solution-end}), so its output is folded with the answer on the page,
+    and starts collapsed in JupyterLab."""
+    nb = nbformat.read(path, as_version=4)
+    labels = set(re.findall(r"\{solution(?:-start)?\}[ \t]*(\S+)", "\n".join(
+        c.source for c in nb.cells if c.cell_type == "markdown")))
+    inside = False
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            start, end = cell.source.rfind("{solution-start}"), cell.source.rfind("{solution-end}")
+            inside = True if start > end else (False if end >= 0 else inside)
+            continue
+        head = "\n".join(cell.source.split("\n")[:3])
+        named = [l for l in labels if re.search(rf"(?<![\w-]){re.escape(l)}(?![\w-])", head)]
+        if named:
+            assert inside, f"{path.name}: the code for {named[0]} is outside its solution's fold"
+        if inside:
+            hidden = cell.metadata.get("jupyter", {})
+            assert hidden.get("source_hidden") and hidden.get("outputs_hidden"), (
+                f"{path.name}: a code cell of a solution is not collapsed for JupyterLab: "
+                "refresh it with tasks.py (tools/refresh_notebooks.py folds them)")

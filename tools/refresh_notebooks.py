@@ -36,6 +36,24 @@ def clean(nb: nbformat.NotebookNode) -> None:
     # No widget state: the live figures need a kernel anyway, the static faces are plain HTML,
     # and stored state went stale whenever a notebook was saved half-run from JupyterLab.
     nb.metadata.pop("widgets", None)
+    fold_solution_code(nb)
+
+
+def fold_solution_code(nb: nbformat.NotebookNode) -> None:
+    """The code cells of a gated solution ({solution-start} ... {solution-end}) start collapsed
+    in JupyterLab (``jupyter.source_hidden`` / ``outputs_hidden``), as the solution itself is
+    folded there by jupyterlab-myst and on the page by the book: the numbers they print are the
+    solution's answer."""
+    inside = False
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            start, end = cell.source.rfind("{solution-start}"), cell.source.rfind("{solution-end}")
+            if start > end:
+                inside = True
+            elif end >= 0:
+                inside = False
+        elif cell.cell_type == "code" and inside:
+            cell.metadata.setdefault("jupyter", {}).update(source_hidden=True, outputs_hidden=True)
     # The kernel's exact Python patch version is noise in diffs; keep name and major version.
     info = nb.metadata.get("language_info")
     if info is not None:
