@@ -39,9 +39,18 @@ def _inner(tex: str) -> str:
     tex = tex.strip()
     if not tex:
         return ""
-    # Sphinx wraps a multi-line display in split; an aligned inside it is the whole formula.
-    tex = re.sub(r"^\\begin\{split\}\s*(\\begin\{aligned\}.*\\end\{aligned\})\s*\\end\{split\}$", r"\1",
-                 tex, flags=re.S)
+    # Sphinx wraps a multi-line display in split. Without it the formula is an aligned block if
+    # it has rows or columns of its own (a & or \\ outside any inner environment), else plain.
+    split = re.fullmatch(r"\\begin\{split\}(.*)\\end\{split\}", tex, re.S)
+    if split:
+        inner = split.group(1).strip()
+        top = inner
+        while True:  # drop inner environments (cases, aligned, ...) to look at the top level
+            shorter = re.sub(r"\\begin\{(\w+\*?)\}(?:(?!\\begin\{).)*?\\end\{\1\}", "", top, flags=re.S)
+            if shorter == top:
+                break
+            top = shorter
+        tex = f"\\begin{{aligned}}{inner}\\end{{aligned}}" if ("&" in top or "\\\\" in top) else inner
     parts = []
     last = 0
     for match in ALIGNED.finditer(tex):  # aligned blocks by hand, the rest by latex2mathml
