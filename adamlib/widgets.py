@@ -22,7 +22,6 @@ import base64
 import html
 import itertools
 import json
-import re
 from collections.abc import Callable, Mapping, Sequence
 
 import ipywidgets

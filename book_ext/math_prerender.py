@@ -35,8 +35,6 @@ MATHML = re.compile(r'^<math xmlns="http://www.w3.org/1998/Math/MathML" display=
 
 def _inner(tex: str) -> str:
     """The MathML children (no <math> wrapper) of one TeX formula; raises if it cannot."""
-    from latex2mathml.converter import convert
-
     tex = tex.strip()
     if not tex:
         return ""
