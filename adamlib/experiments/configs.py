@@ -140,8 +140,13 @@ _register(Experiment(
 #: keys and numbers as they were). Full configurations set one that fits a 16 GB GPU.
 #: ``seeds``: a list of seeds, each (optimizer, step size) is run once per seed (None: the one
 #: ``seed`` of the configuration; a single seed is the same as ``seed`` set to it, so that it
-#: keeps the cache key and results of the single-seed configuration).
-OPTIONAL: dict = {"eval_batch_size": None, "seeds": None}
+#: keeps the cache key and results of the single-seed configuration). ``stack``: how a
+#: classification grid's runs are grouped to be trained together and saved (see
+#: :data:`adamlib.experiments.runner.STACKS`; "run": each run alone). ``momentum``: the momenta
+#: searched per optimizer, ``{"SGDNesterov": [0.9, 0.99]}`` (the paper searched momentum for
+#: SGD-Nesterov; the others' decay rates are fixed at their usual values, :data:`.stacked.FIXED`).
+OPTIONAL: dict = {"eval_batch_size": None, "seeds": None, "stack": "run",
+                  "momentum": {"SGDNesterov": [0.9]}}
 
 
 def config(name: str, full: bool = False) -> dict:

@@ -78,10 +78,8 @@ class _Progress:
 
     def finish_run(self, index: int, label: str, run: dict) -> None:
         if self.style == "lines":
-            final = run["epoch_loss"][-1] if run.get("epoch_loss") else None
-            cost = "nan" if final is None else f"{final:.4g}"
             self._print(f"{self.name}: run {index + 1}/{len(self.units)} done ({label}): "
-                        f"final cost {cost}; {self._estimate()}")
+                        f"{_summary(run)}; {self._estimate()}")
 
     def note(self, text: str) -> None:
         """A line in "lines" style (with the elapsed time and ETA); the bar's postfix otherwise."""
@@ -98,3 +96,10 @@ class _Progress:
             self.bar.close()
             self.bar = None
 
+
+def _summary(run) -> str:
+    """"final cost C" of one run; of a stack (a list of runs), its lowest final cost."""
+    runs = run if isinstance(run, list) else [run]
+    finals = [r["epoch_loss"][-1] for r in runs if r.get("epoch_loss") and r["epoch_loss"][-1] is not None]
+    cost = f"{min(finals):.4g}" if finals else "nan"
+    return f"final cost {cost}" if len(runs) == 1 else f"lowest final cost {cost} of {len(runs)} runs"

@@ -142,10 +142,11 @@ class Backend:
         def done(index, value):
             job = jobs[index]
             task_runs, _ = value
-            run = {**task_runs[0], **job.tag}  # one run: the job's spec is that run alone
+            # the job's spec is that job alone: its one run, or its stack's runs
+            run = task_runs if job.many else task_runs[0]
             grid._write_run(job.spec, run)
             runs[index] = run
-            grid.saved += 1
+            grid.saved += job.size
             grid.progress.advance(job.units)
             grid.progress.finish_run(index, job.label, run)
         self._collect(pending, done)

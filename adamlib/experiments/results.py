@@ -4,14 +4,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from ..selection import best_step_size
+from ..selection import TIE, best_step_size
 
 
 @dataclass
 class Result:
     """What one experiment measured; JSON-serialisable through :meth:`to_json`.
 
-    ``runs`` holds one dict per (variant, optimizer, lr) with ``epoch_loss`` (full training
+    ``runs`` holds one dict per (variant, optimizer, lr[, momentum]) with ``epoch_loss`` (full training
     cost at epochs 0..E) and ``time`` (cumulative seconds), and for some experiments
     ``iteration_loss`` or ``monitor`` (per-layer statistics). ``extra`` holds what does not
     fit that shape (the VAE grid's table).
@@ -58,9 +58,16 @@ class Result:
     def _seed_of(self, run: dict):
         return run.get("seed", self.config.get("seed"))
 
-    def select(self, optimizer: str, variant: str | None = None, seed=None) -> list[dict]:
+    def momenta(self, optimizer: str, variant: str | None = None) -> list:
+        """The momenta ``optimizer`` ran with (SGD-Nesterov's searched knob), sorted; [None]
+        for an optimizer without one."""
+        values = {r.get("momentum") for r in self.select(optimizer, variant)}
+        return sorted(values, key=lambda mu: -1.0 if mu is None else mu)
+
+    def select(self, optimizer: str, variant: str | None = None, seed=None, momentum=None) -> list[dict]:
         """All runs of ``optimizer`` (in one ``variant``; default: the first), ordered by lr
-        (and by seed within an lr); ``seed``: only that seed's runs (default: every seed's)."""
+        (and by seed within an lr); ``seed``: only that seed's runs (default: every seed's);
+        ``momentum``: only the runs at that momentum (default: every momentum's)."""
         variant = self.variants[0] if variant is None else variant
         runs = [r for r in self.runs if r["optimizer"] == optimizer and r["variant"] == variant]
         if not runs:
@@ -70,41 +77,88 @@ class Result:
             runs = [r for r in runs if self._seed_of(r) == seed]
             if not runs:
                 raise ValueError(f"seed={seed!r} is not accepted: expected one of {self.seeds}")
+        if momentum is not None:
+            there = sorted({r["momentum"] for r in runs if r.get("momentum") is not None})
+            runs = [r for r in runs if r.get("momentum") is not None
+                    and math.isclose(r["momentum"], momentum, rel_tol=1e-9)]
+            if not runs:
+                raise ValueError(f"momentum={momentum!r} is not accepted: {optimizer} ran with {there or 'none'}")
         return sorted(runs, key=lambda r: r["lr"])
 
-    def run_at(self, optimizer: str, lr: float, variant: str | None = None, seed=None) -> dict:
-        """The run of ``optimizer`` at ``lr``; with several seeds, of ``seed`` (default: the first)."""
+    def _momentum(self, optimizer, variant, momentum):
+        """``momentum``, or the best one where the optimizer ran with several (else None: all)."""
+        if momentum is not None:
+            return momentum
+        momenta = self.momenta(optimizer, variant)
+        return self.best_setting(optimizer, variant)[1] if len(momenta) > 1 else None
+
+    def run_at(self, optimizer: str, lr: float, variant: str | None = None, seed=None,
+               momentum=None) -> dict:
+        """The run of ``optimizer`` at ``lr`` (and ``momentum``; default: the best); with
+        several seeds, of ``seed`` (default: the first)."""
         if seed is None and len(self.seeds) > 1:
             seed = self.seeds[0]
-        for r in self.select(optimizer, variant, seed):
+        for r in self.select(optimizer, variant, seed, self._momentum(optimizer, variant, momentum)):
             if math.isclose(r["lr"], lr, rel_tol=1e-9):
                 return r
         raise ValueError(f"lr={lr!r} is not accepted: {optimizer} ran with "
                          f"{sorted(set(r['lr'] for r in self.select(optimizer, variant)))}")
 
-    def best_lr(self, optimizer: str, variant: str | None = None) -> float:
-        """The step size whose mean :func:`score` over the seeds is best, ties broken by
-        :func:`best_step_size` (one seed: that seed's score)."""
-        scores: dict[float, list[float]] = {}
+    def scores(self, optimizer: str, variant: str | None = None) -> dict:
+        """``{(lr, momentum): mean over the seeds of score(epoch_loss)}`` (momentum None for an
+        optimizer without one)."""
+        values: dict[tuple, list[float]] = {}
         for r in self.select(optimizer, variant):
-            scores.setdefault(r["lr"], []).append(score(r["epoch_loss"]))
-        return best_step_size({lr: sum(s) / len(s) for lr, s in scores.items()})
+            values.setdefault((r["lr"], r.get("momentum")), []).append(score(r["epoch_loss"]))
+        return {key: sum(v) / len(v) for key, v in values.items()}
+
+    def best_setting(self, optimizer: str, variant: str | None = None) -> tuple[float, float | None]:
+        """``(lr, momentum)`` of the best mean :func:`score` over the seeds.
+
+        Per momentum, its best step size by :func:`best_step_size` (scores within TIE of the
+        best are a tie, won by the smallest lr); the momenta are then compared on those best
+        scores, and a tie within TIE goes to the smallest lr, then the smallest momentum.
+        """
+        by_momentum: dict = {}
+        for (lr, mu), value in self.scores(optimizer, variant).items():
+            by_momentum.setdefault(mu, {})[lr] = value
+        best = {mu: best_step_size(lrs) for mu, lrs in by_momentum.items()}
+        top = {mu: by_momentum[mu][lr] for mu, lr in best.items()}
+        lowest = min(top.values())
+        tied = [mu for mu, value in top.items() if value <= lowest + TIE]
+        mu = min(tied, key=lambda m: (best[m], -1.0 if m is None else m))
+        return best[mu], mu
+
+    def best_lr(self, optimizer: str, variant: str | None = None) -> float:
+        """The step size of :meth:`best_setting` (one seed: that seed's score)."""
+        return self.best_setting(optimizer, variant)[0]
+
+    def best_momentum(self, optimizer: str, variant: str | None = None) -> float | None:
+        """The momentum of :meth:`best_setting` (None for an optimizer without one)."""
+        return self.best_setting(optimizer, variant)[1]
 
     def best(self, optimizer: str, variant: str | None = None, seed=None) -> dict:
-        """The run at :meth:`best_lr` (with several seeds, of ``seed``; default: the first)."""
-        lr = self.best_lr(optimizer, variant)
+        """The run at :meth:`best_setting` (with several seeds, of ``seed``; default: the first)."""
+        lr, mu = self.best_setting(optimizer, variant)
         if seed is None and len(self.seeds) > 1:
             seed = self.seeds[0]
-        return next(r for r in self.select(optimizer, variant, seed) if r["lr"] == lr)
+        return next(r for r in self.select(optimizer, variant, seed, mu) if r["lr"] == lr)
 
-    def seed_curves(self, optimizer: str, variant: str | None = None, lr: float | None = None) -> dict:
-        """``{seed: epoch_loss}`` of ``optimizer`` at ``lr`` (default: :meth:`best_lr`)."""
-        lr = self.best_lr(optimizer, variant) if lr is None else lr
-        return {self._seed_of(r): r["epoch_loss"] for r in self.select(optimizer, variant)
+    def seed_curves(self, optimizer: str, variant: str | None = None, lr: float | None = None,
+                    momentum=None) -> dict:
+        """``{seed: epoch_loss}`` of ``optimizer`` at ``lr`` and ``momentum`` (default: those of
+        :meth:`best_setting`; a given ``lr`` alone: at the best momentum)."""
+        if lr is None and momentum is None:
+            lr, momentum = self.best_setting(optimizer, variant)
+        elif lr is None:
+            lr = best_step_size({l: v for (l, mu), v in self.scores(optimizer, variant).items()
+                                 if mu is not None and math.isclose(mu, momentum, rel_tol=1e-9)})
+        momentum = self._momentum(optimizer, variant, momentum)
+        return {self._seed_of(r): r["epoch_loss"] for r in self.select(optimizer, variant, momentum=momentum)
                 if math.isclose(r["lr"], lr, rel_tol=1e-9)}
 
-    def _aligned(self, optimizer, variant, lr) -> list[list]:
-        curves = list(self.seed_curves(optimizer, variant, lr).values())
+    def _aligned(self, optimizer, variant, lr, momentum=None) -> list[list]:
+        curves = list(self.seed_curves(optimizer, variant, lr, momentum).values())
         if not curves:
             raise ValueError(f"lr={lr!r} is not accepted: {optimizer} ran with "
                              f"{sorted(set(r['lr'] for r in self.select(optimizer, variant)))}")
@@ -112,16 +166,17 @@ class Result:
         length = min(len(c) for c in curves)
         return [[c[e] for c in curves] for e in range(length)]
 
-    def seed_mean(self, optimizer: str, variant: str | None = None, lr: float | None = None) -> list:
+    def seed_mean(self, optimizer: str, variant: str | None = None, lr: float | None = None,
+                  momentum=None) -> list:
         """The mean over seeds of the training cost at each epoch, at ``lr`` (default:
         :meth:`best_lr`); None at an epoch where a seed's cost is missing (diverged). One seed:
         that seed's curve."""
         return [None if any(v is None for v in values) else
                 (values[0] if len(values) == 1 else sum(values) / len(values))
-                for values in self._aligned(optimizer, variant, lr)]
+                for values in self._aligned(optimizer, variant, lr, momentum)]
 
     def spread(self, optimizer: str, variant: str | None = None, lr: float | None = None,
-               kind: str = "range") -> tuple[list, list] | list:
+               kind: str = "range", momentum=None) -> tuple[list, list] | list:
         """The spread across seeds at each epoch, at ``lr`` (default: :meth:`best_lr`).
 
         ``kind="range"``: ``(lowest, highest)`` cost over the seeds, two lists (a band to
@@ -130,7 +185,7 @@ class Result:
         """
         if kind not in ("range", "std"):
             raise ValueError(f"kind={kind!r} is not accepted: expected 'range' or 'std'")
-        rows = self._aligned(optimizer, variant, lr)
+        rows = self._aligned(optimizer, variant, lr, momentum)
         missing = [any(v is None for v in values) for values in rows]
         if kind == "range":
             return ([None if m else min(values) for m, values in zip(missing, rows)],

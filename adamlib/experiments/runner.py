@@ -12,6 +12,7 @@ from .. import data as data_module
 from .. import models
 from ..train import seed_everything, train
 from .optimizers import make_optimizer
+from .stacked import Setting, train_stack
 from .store import _Grid, _Job
 
 def _dtype(cfg: dict) -> torch.dtype:
@@ -107,45 +108,94 @@ def _per_seed(cfg: dict) -> list[tuple[int | None, dict]]:
     return [(seed, {**rest, "seed": seed}) for seed in cfg["seeds"]]
 
 
+def _momenta(cfg: dict, optimizer_name: str) -> list[float | None]:
+    """The momenta searched for ``optimizer_name``: SGD-Nesterov's ``cfg["momentum"]`` list
+    (default [0.9], torch's usual value); [None] for the others, which have none."""
+    if optimizer_name != "SGDNesterov":
+        return [None]
+    return [float(mu) for mu in (cfg.get("momentum") or {}).get("SGDNesterov", [0.9])]
+
+
+#: How a classification grid's runs are grouped into stacks (:mod:`.stacked`), the unit that
+#: is computed and saved as one file: "optimizer" (all of one optimizer's settings and seeds:
+#: fastest on a CPU, what the fast configurations use), "seed" (one seed's settings) or "run"
+#: (each run alone: every run is kept the moment it ends, what a long full sweep wants).
+STACKS = ("optimizer", "seed", "run")
+
+
 def _run_classify(cfg: dict, device, grid: _Grid) -> tuple[list[dict], dict]:
+    """Every (variant, optimizer, step size, momentum, seed) of ``cfg``, trained in stacks.
+
+    A stack's runs are independent and each is the run one model trained alone computes (to
+    rounding: see :mod:`.stacked`); a run of seed ``s`` starts from the model built after
+    ``seed_everything(s)``, sees mini-batches in the order of seed ``s`` and seed ``s``'s
+    dropout masks, whatever its step size.
+    """
+    how = cfg.get("stack") or "run"
+    if how not in STACKS:
+        raise ValueError(f"stack={how!r} is not accepted: expected one of {', '.join(map(repr, STACKS))}")
     data = _load_data(cfg["data"], device, _dtype(cfg))
+    several = cfg.get("seeds") is not None
+    seeds = [int(s) for s in cfg["seeds"]] if several else [cfg["seed"]]
     jobs = []
     for variant, overrides in cfg["variants"].items():
         for optimizer_name, lrs in cfg["grid"].items():
-            for lr, (seed, cfg_seed) in ((lr, s) for lr in lrs for s in _per_seed(cfg)):
-                spec = {**cfg_seed, "variants": {variant: overrides}, "grid": {optimizer_name: [lr]}}
+            pairs = [(lr, mu) for mu in _momenta(cfg, optimizer_name) for lr in lrs]
+            if how == "optimizer":
+                groups = [(seeds, pairs)]
+            elif how == "seed":
+                groups = [([seed], pairs) for seed in seeds]
+            else:
+                groups = [([seed], [pair]) for pair in pairs for seed in seeds]
+            for group, settings in groups:
+                # the spec of this job alone: its file's key. One seed: "seed" (and no "seeds"),
+                # so that a single-seed sweep and a sweep over seeds share their runs' files.
+                spec = {k: v for k, v in cfg.items() if k not in ("seeds", "seed", "momentum")}
+                spec.update({"variants": {variant: overrides},
+                             "grid": {optimizer_name: list(dict.fromkeys(lr for lr, _ in settings))}})
+                if optimizer_name == "SGDNesterov":
+                    spec["momentum"] = {"SGDNesterov": list(dict.fromkeys(mu for _, mu in settings))}
+                if len(group) == 1:
+                    spec["seed"] = group[0]
+                else:
+                    spec["seeds"] = list(group)
 
-                def compute(advance, variant=variant, overrides=overrides,
-                            optimizer_name=optimizer_name, lr=lr, seed=seed, cfg=cfg_seed):
-                    seed_everything(cfg["seed"])  # same theta_0 and dropout masks for every run
-                    model = _build_model(cfg["model"], data, overrides).to(device)
-                    optimizer, scheduler = make_optimizer(
-                        optimizer_name, model.parameters(), lr, cfg.get("weight_decay", 0.0),
-                        cfg.get("schedule", {}).get(optimizer_name))
-                    monitor: list[dict] = []
-                    watch = cfg.get("monitor") and optimizer_name == "Adam"
+                def compute(advance, variant=variant, overrides=overrides, optimizer_name=optimizer_name,
+                            settings=settings, group=group):
+                    singles = []
+                    for seed in group:
+                        seed_everything(seed)   # theta_0 of seed s: the model built right after
+                        singles.append(_build_model(cfg["model"], data, overrides).to(device))
+                    trained = train_stack(
+                        singles, [[Setting(seed, lr, mu) for lr, mu in settings] for seed in group],
+                        optimizer_name, data.X, data.y, epochs=cfg["epochs"], batch_size=cfg["batch_size"],
+                        weight_decay=cfg.get("weight_decay", 0.0),
+                        schedule=cfg.get("schedule", {}).get(optimizer_name), record=cfg.get("record", "epoch"),
+                        eval_batch_size=cfg.get("eval_batch_size"), monitor=bool(cfg.get("monitor")),
+                        on_epoch_end=lambda epoch: advance(1))
+                    runs = []  # ordered by setting, then seed, as a run-by-run sweep orders them
+                    for j, (lr, mu) in enumerate(settings):
+                        for seed, row in zip(group, trained):
+                            run = {"variant": variant, "optimizer": optimizer_name, "lr": lr}
+                            if mu is not None:
+                                run["momentum"] = mu
+                            if len(group) > 1:
+                                run["seed"] = seed
+                            runs.append({**run, **row[j]})
+                    return runs
 
-                    def hook(epoch, history):
-                        if watch:
-                            monitor.append(_median_sqrt_vhat(model, optimizer))
-                        if epoch > 0:
-                            advance(1)
-                    history = train(model, F.cross_entropy, optimizer, data.X, data.y,
-                                    epochs=cfg["epochs"], batch_size=cfg["batch_size"], seed=cfg["seed"],
-                                    record=cfg.get("record", "epoch"),
-                                    eval_batch_size=cfg.get("eval_batch_size"), progress=False,
-                                    scheduler=scheduler, on_epoch_end=hook)
-                    run = {"variant": variant, "optimizer": optimizer_name, "lr": lr,
-                           **({} if seed is None else {"seed": seed}),
-                           "epoch_loss": history.epoch_loss, "time": history.time,
-                           "updates_per_epoch": history.updates_per_epoch}
-                    if history.iteration_loss:
-                        run["iteration_loss"] = history.iteration_loss
-                    if monitor:
-                        run["monitor"] = monitor
-                    return run
-                jobs.append(_Job(_lr_label(variant, optimizer_name, lr, seed), spec, cfg["epochs"], compute,
-                                 {} if seed is None else {"seed": seed}))
+                if len(settings) == 1 and len(group) == 1:
+                    (lr, mu), = settings
+                    label = _lr_label(variant, optimizer_name, lr, group[0] if several else None)
+                    if mu is not None:
+                        label += f" momentum {mu:g}"
+                else:
+                    label = (f"{variant + ' ' if variant else ''}{optimizer_name} x {len(settings)} settings"
+                             + (f" x {len(group)} seeds" if len(group) > 1 else
+                                (f" seed {group[0]}" if several else "")))
+                jobs.append(_Job(label, spec, cfg["epochs"], compute,
+                                 {"seed": group[0]} if several and len(group) == 1 else {},
+                                 many=True, size=len(settings) * len(group)))
     runs = grid.run_jobs(jobs)
     return runs, {"m": data.m, "n_features": data.n_features,
                   "parameters": models.parameter_count(_build_model(cfg["model"], data, {}))}

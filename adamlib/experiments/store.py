@@ -34,8 +34,9 @@ def cache_dir() -> Path:
 
 
 # Bumped whenever the runners compute something different for the same configuration (2: the
-# initial weights are drawn in the experiment's dtype), so that no cache serves stale results.
-PROTOCOL = 2
+# initial weights are drawn in the experiment's dtype; 3: classification runs trained in stacks,
+# SGD-Nesterov runs carry their momentum), so that no cache serves stale results.
+PROTOCOL = 3
 
 
 def cache_key(name: str, cfg: dict, mode: str, device: str, extra: dict | None = None) -> str:
@@ -107,6 +108,8 @@ class _Job:
     compute: Callable            # compute(advance) -> the run's dict; advance(n) after n units
     tag: dict = field(default_factory=dict)  # entries every copy of the run carries ({"seed": s}
     #   in a sweep over seeds: a run read back from a single-seed sweep's file has no "seed")
+    many: bool = False           # compute returns a list of runs (a stack), kept as one file
+    size: int = 1                # how many runs it computes (for "k of N runs are saved")
 
 
 class _Grid:
@@ -160,21 +163,23 @@ class _Grid:
     def run_jobs(self, jobs: list[_Job]) -> list[dict]:
         """Every job's run, in order: read back where saved, computed (and saved) otherwise."""
         runs = [self._read_run(job.spec) for job in jobs]
-        runs = [r if r is None or not job.tag else {**r, **job.tag} for r, job in zip(runs, jobs)]
-        self.total, self.saved = len(jobs), sum(r is not None for r in runs)
+        self.total = sum(job.size for job in jobs)
+        self.saved = sum(job.size for job, r in zip(jobs, runs) if r is not None)
         self.progress.plan([job.units for job in jobs], [r is not None for r in runs])
         if self.backend is not None:
-            return self.backend.run_jobs(self, jobs, runs)
-        for index, job in enumerate(jobs):
-            if runs[index] is not None:
-                continue
-            self.progress.start_run(index, job.label)
-            run = _json_safe(job.compute(self.progress.advance))
-            self._write_run(job.spec, run)
-            runs[index] = run
-            self.saved += 1
-            self.progress.finish_run(index, job.label, run)
-        return runs
+            runs = self.backend.run_jobs(self, jobs, runs)
+        else:
+            for index, job in enumerate(jobs):
+                if runs[index] is not None:
+                    continue
+                self.progress.start_run(index, job.label)
+                run = _json_safe(job.compute(self.progress.advance))
+                self._write_run(job.spec, run)
+                runs[index] = run
+                self.saved += job.size
+                self.progress.finish_run(index, job.label, run)
+        # a job's file holds its runs as computed; the tag ({"seed": s}) is added on the way out
+        return [{**r, **job.tag} for job, value in zip(jobs, runs) for r in (value if job.many else [value])]
 
     # --- a joint run's state (the VAE grid) ------------------------------------------------
     def _state_path(self) -> Path | None:

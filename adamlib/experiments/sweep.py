@@ -56,6 +56,17 @@ def _check_overrides(name: str, cfg: dict) -> None:
     epochs = cfg.get("epochs")
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs={epochs!r} is not accepted: expected an int >= 0")
+    stack = cfg.get("stack")
+    if stack is not None and stack not in ("optimizer", "seed", "run"):
+        raise ValueError(f"stack={stack!r} is not accepted: expected 'optimizer', 'seed' or 'run'")
+    momentum = cfg.get("momentum")
+    if momentum is not None:
+        if (not isinstance(momentum, dict) or set(momentum) - {"SGDNesterov"} or not all(
+                isinstance(v, (list, tuple)) and v and all(
+                    isinstance(mu, (int, float)) and not isinstance(mu, bool) and 0 <= mu < 1 for mu in v)
+                for v in momentum.values())):
+            raise ValueError(f"momentum={momentum!r} is not accepted: expected "
+                             f"{{'SGDNesterov': [mu, ...]}} with 0 <= mu < 1")
     if kind in ("classify", "deterministic"):
         accepted = sorted(OPTIMIZERS) if kind == "classify" else ["Adam"]
         if not isinstance(cfg["grid"], dict):
