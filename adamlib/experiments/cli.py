@@ -384,7 +384,8 @@ def main(argv=None) -> int:
             signal.signal(signal.SIGTERM, previous)
     print(f"{result.name} ({result.mode}, {result.device}): "
           f"{'from cache' if result.cached else f'{result.seconds:.1f} s'}; "
-          f"wrote {out / (result.name + '-' + result.mode)}.json, .csv, .png")
+          f"wrote {out / (result.name + '-' + result.mode)}.json, .csv, .png, -verdicts.md"
+          + (", -figure4.png" if result.name == "vae" else ""))
     seeds = result.seeds
     for variant in result.variants:
         for name in dict.fromkeys(r["optimizer"] for r in result.runs if r["variant"] == variant):

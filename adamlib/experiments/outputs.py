@@ -1,4 +1,4 @@
-"""The files a run writes for people: NAME-MODE.json, .csv and .png."""
+"""The files a run writes for people: NAME-MODE.json, .csv, .png and -verdicts.md (vae: -figure4.png)."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,10 @@ from .results import Result
 from .store import _atomic_write
 
 def write_outputs(result: Result, out: Path) -> list[Path]:
-    """``NAME-MODE.json`` (everything), ``.csv`` (one row per run and epoch) and ``.png``.
+    """``NAME-MODE.json`` (everything), ``.csv`` (one row per run and epoch), ``.png`` and
+    ``-verdicts.md`` (the experiment's verdict table against the paper's claims,
+    :mod:`.claims`; for a subset of the grid, one line saying what it lacks); for vae also
+    ``-figure4.png`` (the paper's Figure 4, :func:`vae_figure4`).
 
     With several seeds the CSV has a ``seed`` column and the figure shows each optimizer's seed
     mean at its best step size, with the band from the lowest to the highest seed.
@@ -63,5 +66,85 @@ def write_outputs(result: Result, out: Path) -> list[Path]:
     with atomic_file(png_path, "wb") as f:
         fig.savefig(f, format="png", dpi=plots.DPI, metadata={"Software": None})
     plt.close(fig)
-    return [json_path, csv_path, png_path]
+    written = [json_path, csv_path, png_path]
+    from . import claims
 
+    verdicts_path = out / f"{stem}-verdicts.md"
+    try:
+        text = claims.table(result).markdown()
+    except claims.Lacking as error:
+        text = f"No verdict table: {error}."
+    _atomic_write(verdicts_path, text + "\n")
+    written.append(verdicts_path)
+    if result.name == "vae":
+        written.append(vae_figure4(result, out / f"{stem}-figure4.png"))
+    return written
+
+
+def vae_figure4(result: Result, path: Path) -> Path:
+    """Figure 4 of the paper from a vae run, written to ``path`` (PNG): for each of the epochs 10
+    and 100 (those recorded; else the first and last recorded), one row of panels per beta1 and
+    one column per beta2, x = log10(alpha), y = the negative ELBO (nats), red with bias
+    correction and green without. With several seeds: the seed mean as the line and each
+    seed's value as a small marker; a cross at the top marks a cell where some seed diverged
+    (or is off the scale). The y-range is that of the finite values (the 17-25 nats band of
+    the fast mode is where the grid differs)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from .. import plots
+
+    runs = result.runs
+    beta1s = list(dict.fromkeys(r["beta1"] for r in runs))
+    beta2s = list(dict.fromkeys(r["beta2"] for r in runs))
+    lgs = sorted({r["log10_lr"] for r in runs})
+    recorded = [e for e in runs[0]["epochs"] if e > 0]
+    epochs = [e for e in (10, 100) if e in recorded] or sorted({recorded[0], recorded[-1]})
+    seeds = result.seeds
+
+    def value(r, epoch):
+        v = r["epoch_loss"][r["epochs"].index(epoch)]
+        return math.inf if v is None or not math.isfinite(v) or v > 1e6 else v
+
+    cell = {}  # (epoch, b1, b2, lg, bc) -> per-seed values
+    for r in runs:
+        for epoch in epochs:
+            cell.setdefault((epoch, r["beta1"], r["beta2"], r["log10_lr"], r["bias_correction"]), []).append(value(r, epoch))
+    finite = [v for values in cell.values() for v in values if math.isfinite(v)]
+    low, high = (min(finite), max(finite)) if finite else (0.0, 1.0)
+    pad = 0.05 * (high - low or 1.0)
+    low, high = low - pad, high + pad
+    nrows = len(epochs) * len(beta1s)
+    fig, axes = plots.figure(ncols=len(beta2s), nrows=nrows, width=3.0, height=2.2, squeeze=False,
+                             sharex=True, sharey=True)
+    styles = ((True, "#d62728", "o-", "bias correction"), (False, "#2ca02c", "s--", "no bias correction"))
+    for i, epoch in enumerate(epochs):
+        for j, b1 in enumerate(beta1s):
+            for col, b2 in enumerate(beta2s):
+                ax = axes[i * len(beta1s) + j][col]
+                for bc, color, style, label in styles:
+                    per_seed = [cell[epoch, b1, b2, lg, bc] for lg in lgs]
+                    means = [sum(v) / len(v) if all(math.isfinite(x) for x in v) else math.inf for v in per_seed]
+                    ax.plot(lgs, [m if m < high else math.nan for m in means], style, color=color, markersize=3,
+                            label=label + (f" (mean of {len(seeds)} seeds)" if len(seeds) > 1 else ""))
+                    if len(seeds) > 1:
+                        xs = [lg for lg, v in zip(lgs, per_seed) for x in v if x < high]
+                        ys = [x for v in per_seed for x in v if x < high]
+                        ax.plot(xs, ys, ".", color=color, markersize=3, alpha=0.5)
+                    bad = [lg for lg, m in zip(lgs, means) if not m < high]
+                    ax.plot(bad, [high] * len(bad), "x", color=color, markersize=6, clip_on=False)
+                ax.set_ylim(low, high)
+                ax.set_title(f"{epoch} epochs: beta1 = {b1}, beta2 = {b2}", fontsize=8)
+                if col == 0:
+                    ax.set_ylabel("loss (nats)")
+                if i * len(beta1s) + j == nrows - 1:
+                    ax.set_xlabel("log10(alpha)")
+    plots.figure_legend(fig, axes[0][0], ncols=2)
+    fig.suptitle(f"{result.name} ({result.mode}): Figure 4, negative ELBO after {' and '.join(map(str, epochs))} "
+                 "epochs (x: diverged or off the scale)", fontsize=9)
+    with atomic_file(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=plots.DPI, metadata={"Software": None})
+    plt.close(fig)
+    return path

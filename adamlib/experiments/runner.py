@@ -315,6 +315,15 @@ def grid_adam_step(params, grads, state, lr, beta1, beta2, bias_correction, eps:
         p.sub_((lr / bc1).view(shape) * m / denom)
 
 
+def marginal_entropy(X: torch.Tensor) -> float:
+    """The loss of a collapsed VAE, in nats: the posterior is the prior (KL 0) and the decoder
+    outputs each pixel's marginal probability p_j, so the loss is
+    sum_j -[p_j log p_j + (1 - p_j) log(1 - p_j)] over the binary data ``X`` (m x d); a pixel
+    that is always 0 or always 1 adds 0."""
+    p = X.mean(0).double()
+    return float((-(torch.xlogy(p, p) + torch.xlogy(1 - p, 1 - p))).sum())
+
+
 def _run_vae_grid(cfg: dict, device, grid: _Grid) -> tuple[list[dict], dict]:
     data = _load_data(cfg["data"], device, _dtype(cfg))
     grid.total = 1  # one joint run of all the models
@@ -422,7 +431,8 @@ def _run_vae_grid(cfg: dict, device, grid: _Grid) -> tuple[list[dict], dict]:
                      "log10_lr": lg, "bias_correction": bc,
                      "epoch_loss": [c[k] for c in curves], "time": times, "epochs": epochs})
     grid.saved = 1
-    return runs, {"m": data.m, "K": K, "parameters_per_model": models.parameter_count(single)}
+    return runs, {"m": data.m, "K": K, "parameters_per_model": models.parameter_count(single),
+                  "marginal_entropy": marginal_entropy(X)}
 
 
 def _run_vae_seeds(cfg: dict, device, grid: _Grid) -> tuple[list[dict], dict]:
