@@ -303,8 +303,13 @@ def main(argv=None) -> int:
     130 interrupted by SIGINT, 143 by SIGTERM)."""
     args = _parser().parse_args(argv)
     if args.command == "list":
+        from .memory import table
+
+        peaks = table()
+        print(f"{'experiment':<18} {'figure':<22} {'full-mode peak memory (estimate)':<34} title")
         for experiment in EXPERIMENTS.values():
-            print(f"{experiment.name:<18} {experiment.figure:<22} {experiment.title}")
+            peak = f"{peaks[experiment.name] / 1e9:.2g} GB" if experiment.name in peaks else "n/a"
+            print(f"{experiment.name:<18} {experiment.figure:<22} {peak:<34} {experiment.title}")
         return 0
     if args.name not in EXPERIMENTS:
         print(f"{PROG}: error: unknown experiment {args.name!r}; expected one of "
