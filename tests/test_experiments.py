@@ -136,14 +136,14 @@ def without_time(runs):
 
 def counting_train(monkeypatch, fail_at=None):
     """Count the runner's calls of train(); raise KeyboardInterrupt at call ``fail_at``."""
-    original, calls = experiments.runner.train, []
+    original, calls = experiments.runner.train_stack, []
 
     def train(*args, **kwargs):
         calls.append(1)
         if fail_at is not None and len(calls) == fail_at:
             raise KeyboardInterrupt
         return original(*args, **kwargs)
-    monkeypatch.setattr(experiments.runner, "train", train)
+    monkeypatch.setattr(experiments.runner, "train_stack", train)
     return calls
 
 

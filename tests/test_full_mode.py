@@ -513,7 +513,7 @@ def test_out_of_memory_is_one_line_saying_what_is_saved_and_what_to_try(cache, c
         if len(calls) == 2:
             raise oom("CUDA out of memory. Tried to allocate 13.10 GiB (GPU 0; 15.77 GiB total capacity)")
         return original(*args, **kwargs)
-    monkeypatch.setattr(experiments.runner, "train", train)
+    monkeypatch.setattr(experiments.runner, "train_stack", train)
     status, captured = cli(["run", "logreg", "--epochs", "1", "--optimizers", "Adam", "--lrs", "Adam=0.1,0.3",
                             "--out", str(cache.parent / "out")], capsys)
     assert status == 1
@@ -539,3 +539,63 @@ def test_an_interrupted_vae_grid_before_its_first_evaluated_epoch_says_when_it_s
                        match=r"vae \(fast\): nothing is saved yet \(the 2 models' state is saved after "
                              r"each evaluated epoch, 1, 2\)"):
         experiments.run("vae", overrides={**TINY["vae"], "epochs": 3, "checkpoints": [1, 2]})
+
+
+# --- a finished full run writes its figure and its verdict table --------------------------------
+
+ONE_EPOCH = {
+    "logreg": {"grid": {"SGDNesterov": [0.1], "Adagrad": [0.1], "Adam": [0.1]}},
+    "mlp": {"grid": {"SGDNesterov": [0.01], "Adagrad": [0.01], "RMSProp": [1e-3], "AdaDelta": [1.0],
+                     "Adam": [1e-3]}, "model": {"name": "mlp", "hidden": [32, 32], "input_dropout": 0.2,
+                                                 "dropout": 0.5}},
+    "mlp_deterministic": {"grid": {"Adam": [1e-3]}, "lbfgs": {"history_size": 5, "evaluations": 2},
+                          "model": {"name": "mlp", "hidden": [32, 32]}},
+    "cnn": {"grid": {"SGDNesterov": [1e-3], "Adagrad": [1e-3], "Adam": [1e-4]}, "batch_size": 16},
+    "vae": {"checkpoints": [1], "model": {"hidden": 20, "latent": 5}},
+}
+
+
+@pytest.mark.parametrize("name", list(ONE_EPOCH))
+def test_a_one_epoch_full_run_writes_its_figure_and_verdict_table(name, fake_data, tmp_path, cache):
+    overrides = {"epochs": 1, "seeds": [0, 1], "momentum": {"SGDNesterov": [0.9]}, **ONE_EPOCH[name]}
+    if name in ("vae", "mlp_deterministic"):
+        overrides.pop("momentum")
+    out = tmp_path / "out"
+    result = experiments.run(name, full=True, out=out, overrides=overrides)
+    assert result.seeds == [0, 1]
+    png = out / f"{name}-full.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = (out / f"{name}-full-verdicts.md").read_text()
+    assert table.startswith(f"**{name} (full)") and "| claim (the paper's words) |" in table
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "**" in line]
+    assert rows and all(any(v in line for v in ("reproduces", "not at this budget")) for line in rows)
+    assert ("(2 seeds)" in table) or name == "vae"
+    if name == "vae":
+        assert (out / "vae-full-figure4.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_subset_of_the_grid_says_why_it_has_no_verdict_table(tmp_path, cache):
+    experiments.run("logreg", out=tmp_path, overrides={"epochs": 1, "seeds": [0], "grid": {"Adam": [0.3]}})
+    text = (tmp_path / "logreg-fast-verdicts.md").read_text()
+    assert text.startswith("No verdict table: logreg (fast) lacks optimizer 'SGDNesterov', optimizer 'Adagrad'")
+
+
+def test_every_full_experiment_is_estimated_to_fit_a_16_gb_gpu_and_cnn_did_not_without_slices():
+    from adamlib.experiments import memory
+
+    peaks = memory.table()
+    assert set(peaks) == set(experiments.EXPERIMENTS)
+    assert all(0.1e9 < peak < 16e9 for peak in peaks.values()), peaks
+    # without evaluation slices the whole set went through at once: the issue's out-of-memory
+    assert memory.estimate("cnn", eval_batch_size=None) > 20e9
+    assert memory.estimate("vae", eval_batch_size=None) > 20e9
+
+
+def test_list_prints_each_experiments_estimated_peak_memory(capsys):
+    assert experiments.main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "peak memory (estimate)" in lines[0]
+    import re
+
+    values = [float(m.group(1)) for line in lines[1:] for m in [re.search(r" (\d+(?:\.\d+)?) GB ", line)] if m]
+    assert len(values) == len(experiments.EXPERIMENTS) and all(0.1 < v < 16 for v in values)

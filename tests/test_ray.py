@@ -43,7 +43,7 @@ def fail_here(monkeypatch):
     """Make training in this process fail: a run computed here, not in a Ray worker, would raise."""
     def train(*args, **kwargs):
         raise AssertionError("trained in the driver, not in a Ray task")
-    monkeypatch.setattr(experiments.runner, "train", train)
+    monkeypatch.setattr(experiments.runner, "train_stack", train)
 
 
 @needs_ray
@@ -94,7 +94,7 @@ def test_seeds_and_the_lbfgs_and_vae_runners_are_identical_on_ray(cluster, cache
 @needs_ray
 def test_a_sweep_stopped_serially_resumes_on_ray_from_the_store(cluster, cache, tmp_path, monkeypatch, capsys):
     store = tmp_path / "runs"
-    original, calls = experiments.runner.train, []
+    original, calls = experiments.runner.train_stack, []
 
     def train(*args, **kwargs):
         calls.append(1)

@@ -27,11 +27,15 @@ The package, file by file:
     configs.py      the paper's experiments: EXPERIMENTS, config(), OPTIONAL, FAST_DTYPE
     optimizers.py   the optimizers by name (OPTIMIZERS, make_optimizer)
     runner.py       data, models and the runners of each kind of experiment (grid_adam_step)
+    stacked.py      a classification grid's runs trained together as one batched model
     store.py        the cache (cache_dir, cache_key, PROTOCOL), per-run results, atomic writes, locks
     progress.py     the progress report over a grid
     results.py      Result and score()
     sweep.py        run(): the cache, the grid's runs, Interrupted
-    outputs.py      write_outputs(): NAME-MODE.json, .csv, .png
+    outputs.py      write_outputs(): NAME-MODE.json, .csv, .png, -verdicts.md (vae: -figure4.png)
+    verdicts.py     verdict rules on per-seed values (lower, similar, holds) and VerdictTable
+    claims/         the paper's claims per experiment: claims.table(result)
+    memory.py       the estimated peak memory of each full experiment (printed by ``list``)
     ray_backend.py  each run of a grid as a Ray task (the optional extra ``adamlib[cluster]``)
     cli.py          main(), the command line (``__main__.py`` runs it)
 
@@ -43,6 +47,14 @@ In Python::
     result.curves()                              # {optimizer: epoch_loss of its best run}
     several = experiments.run("logreg", overrides={"seeds": [0, 1, 2]})
     several.best_lr("Adam"), several.seed_mean("Adam"), several.spread("Adam")
+    result.best_setting("SGDNesterov")           # (lr, momentum): SGD-Nesterov's momentum is searched
+    from adamlib.experiments import claims
+    claims.table(result)                         # the verdict table against the paper's claims
+
+The fast configurations run 3 seeds; a seed fixes theta_0, the mini-batch order and the
+dropout masks, the same for every optimizer and setting. Their grids are trained in stacks
+(``stack="optimizer"``: every setting and seed of one optimizer as one batched model, one
+cache file); the full ones run each run alone (``stack="run"``), kept as it finishes.
 """
 from __future__ import annotations
 
@@ -57,6 +69,7 @@ from .progress import _clock, _Progress
 from .runner import (_RUNNERS, _build_model, _default_dtype, _dtype, _load_data, _lr_label,
                      _median_sqrt_vhat, _run_classify, _run_deterministic, _run_vae_grid,
                      grid_adam_step)
+from .stacked import FIXED, Setting, train_stack
 from .sweep import _REAL_DATA, Interrupted, _check_overrides, run
 from .outputs import write_outputs
 from .cli import (PROG, _BadOption, _check_device, _check_folder, _environment, _grid_overrides,
