@@ -1,17 +1,21 @@
 """adamlib.widgets and adamlib.plots: both faces of an interactive figure."""
+import base64
 import hashlib
+import io
 
 import ipywidgets
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from adamlib import plots  # noqa: E402
 from adamlib.train import History  # noqa: E402
 from adamlib.widgets import (  # noqa: E402
-    LIVE_LABEL, LIVE_NOTE, MAX_FRAMES, STATIC_LABEL, MAX_GRID_FRAMES, StaticFigure, live, render_png, static_figure, static_slider)
+    LIVE_LABEL, LIVE_NOTE, MAX_FRAMES, STATIC_LABEL, MAX_GRID_FRAMES, Drawing, StaticFigure, live, render_png, static_figure, static_slider)
 
 
 def draw_line(slope, offset=0.0):
@@ -289,4 +293,130 @@ def test_live_keeps_what_it_drew_and_shows_it_again_without_drawing():
     slider.value = 2
     slider.value = 1
     assert calls == [1, 2] and out.outputs[0]["data"]["image/png"] == first
+    plt.close("all")
+
+
+# A Drawing: the live face sets a figure up once and then updates it in place (issue 16).
+
+class LineDrawing(Drawing):
+    """draw_line as a Drawing: the axes are built once, a move sets the line's data."""
+
+    def __init__(self):
+        self.calls = []
+
+    def setup(self, slope, offset=0.0):
+        self.calls.append(("setup", slope, offset))
+        fig = draw_line(slope, offset)
+        fig.axes[0].set_title(f"slope {slope}")
+        return fig
+
+    def update(self, fig, slope, offset=0.0):
+        self.calls.append(("update", slope, offset))
+        ax = fig.axes[0]
+        ax.lines[0].set_ydata([offset, offset + slope])
+        ax.set_title(f"slope {slope}")
+
+
+def pixels(png: bytes):
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
+
+
+def shown_png(out) -> bytes:
+    return base64.b64decode(out.outputs[0]["data"]["image/png"])
+
+
+def test_live_sets_a_drawing_up_once_and_then_only_updates_it_in_place_with_its_first_layout():
+    drawing = LineDrawing()
+    box = live(drawing, slope=[1, 2, 3], offset=0.5)
+    slider, busy, out = box.children
+    assert drawing.calls == [("setup", 1, 0.5)] and busy.value == LIVE_LABEL
+    assert out.outputs[0]["metadata"]["image/png"] == {"width": 240, "height": 160}
+    slider.value = 2
+    slider.value = 3
+    slider.value = 2  # seen: shown again without an update
+    assert drawing.calls == [("setup", 1, 0.5), ("update", 2, 0.5), ("update", 3, 0.5)]
+    assert plt.get_fignums() == []  # the kept figure is not pyplot's: no extra output of the cell
+    # The updated frame has the pixels of a figure set up afresh for the same values (whose
+    # layout is the same): the update changed everything that depends on the slope.
+    fresh = render_png(drawing.setup(2, 0.5), 2 * plots.DPI)
+    assert (pixels(shown_png(out)) == pixels(fresh)).all()
+    assert frame_size(shown_png(out)) == (480, 320)
+    plt.close("all")
+
+
+def test_a_drawing_keeps_its_layout_unless_it_asks_for_a_new_one_on_every_frame():
+    class Wider(LineDrawing):
+        def update(self, fig, slope, offset=0.0):
+            LineDrawing.update(self, fig, slope, offset)
+            fig.axes[0].set_ylim(-3000, 3000)  # wider tick labels: a new layout moves the axes right
+
+    class Relayout(Wider):
+        fixed_layout = False
+
+    moved = {}
+    for cls in (Wider, Relayout):
+        box = live(cls(), slope=[1, 2])
+        slider, _, out = box.children
+        first = pixels(shown_png(out))
+        slider.value = 2
+        # the left edge of the axes (its frame, the darkest column of the left half)
+        moved[cls.__name__] = int(np.argmin(pixels(shown_png(out))[:, :240, :3].sum(axis=(0, 2)))) \
+            - int(np.argmin(first[:, :240, :3].sum(axis=(0, 2))))
+    assert moved["Wider"] == 0 and moved["Relayout"] > 10, moved  # measured: 0 and 43
+    plt.close("all")
+
+
+def test_a_drawing_is_also_the_draw_function_of_the_static_face():
+    drawing = LineDrawing()
+    face = static_slider(drawing, "slope", [1, 2])
+    assert [c[0] for c in drawing.calls] == ["setup", "setup"]  # every static frame is drawn afresh
+    assert face.frames[1] == render_png(drawing.setup(2), 2 * plots.DPI, quantize=True)
+    assert face.alts[0].startswith("slope 1")
+    plt.close("all")
+
+
+def test_live_frames_of_a_draw_function_have_the_pixels_of_a_saved_figure():
+    box = live(draw_line, slope=[1, 2])
+    assert (pixels(shown_png(box.children[2])) == pixels(render_png(draw_line(1), 2 * plots.DPI))).all()
+    with pytest.raises(ValueError, match="^draw=.*Drawing"):
+        live(object(), slope=[1, 2])
+    plt.close("all")
+
+
+BUSY = "<em>drawing ...</em>"
+
+
+@pytest.mark.parametrize("kind", ["function", "Drawing"])
+def test_live_says_it_is_drawing_while_a_move_recomputes_and_not_after(kind):
+    """A long recomputation (seconds in some chapters) shows that the move was taken: the line
+    under the controls says "drawing ..." while the kernel draws, and the label again after,
+    also when the draw fails."""
+    box = None
+    seen = []
+
+    def busy_now():
+        if box is not None:  # the first frame is drawn before live() returns
+            seen.append(box.children[1].value)
+
+    def draw(slope):
+        busy_now()
+        if slope == 3:
+            raise RuntimeError("no frame")
+        return draw_line(slope)
+
+    class Busy(LineDrawing):
+        def update(self, fig, slope, offset=0.0):
+            busy_now()
+            if slope == 3:
+                raise RuntimeError("no frame")
+            LineDrawing.update(self, fig, slope, offset)
+
+    box = live(draw if kind == "function" else Busy(), slope=[1, 2, 3])
+    slider, busy, _ = box.children
+    assert busy.value == LIVE_LABEL
+    slider.value = 2
+    assert seen == [BUSY] and busy.value == LIVE_LABEL
+    with pytest.raises(RuntimeError, match="no frame"):
+        slider.value = 3
+    assert seen == [BUSY, BUSY] and busy.value == LIVE_LABEL
     plt.close("all")
