@@ -123,7 +123,8 @@ def render(body: str) -> tuple[str, int, int]:
     return body, counts[0], counts[1]
 
 
-MATH_FONT = "_static/vendor/stix-two-math/STIXTwoMath-Regular.woff2"  # book_static/css/book.css
+# The subset book_ext/page_weight.py writes at build-finished (book_static/css/book.css loads it).
+MATH_FONT = "_static/vendor/stix-two-math/STIXTwoMath-book.woff2"
 FONT_PRELOAD_MARK = "data-math-font"
 MATHJAX_SCRIPTS = re.compile(r'\s*<script[^>]*src="[^"]*mathjax/[^"]*"[^>]*></script>'
                              r'|\s*<script>\s*window\.MathJax = [^<]*</script>')
