@@ -160,6 +160,6 @@ def _prerender(app: Sphinx, exception) -> None:
 
 
 def setup(app: Sphinx) -> dict:
-    # Before book_archive (priority 500) zips the pages.
+    # Before book_archive (priority 900) zips the pages.
     app.connect("build-finished", _prerender, priority=200)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

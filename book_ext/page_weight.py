@@ -1,8 +1,8 @@
 """A local Sphinx extension: what a page loads, cut to what the book uses.
 
-When the build has finished (after the other extensions have rewritten the pages, before
-book_archive zips them), in ``_build/html`` only; the sources in book_static/ and the theme's
-files are not touched:
+When the build has finished (after the other extensions have rewritten the pages and copied
+their style sheets, before book_archive zips them), in ``_build/html`` only; the sources in
+book_static/ and the theme's files are not touched:
 
 1. **Style sheets without the rules no page can match.** The theme's CSS is Bootstrap,
    Font Awesome's icon rules and the theme's own: 397 kB in pydata-sphinx-theme.css alone, and
@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import html
 import io
+import logging as std_logging
 import re
 import unicodedata
 from pathlib import Path
@@ -205,6 +206,9 @@ def subset_font(source: Path, codepoints: set[int]) -> bytes:
     from fontTools import subset
     from fontTools.ttLib import TTFont
 
+    # fontTools logs each table it prunes at INFO: hundreds of lines in the build's log once
+    # something (by the end of the build, something has) sends INFO records to the console.
+    std_logging.getLogger("fontTools").setLevel(std_logging.WARNING)
     font = TTFont(source, recalcTimestamp=False)
     options = subset.Options()
     options.layout_features = ["*"]  # ssty (script-size glyphs), flac, dtls...: the MathML layout's
@@ -321,6 +325,9 @@ def _lighten(app: Sphinx, exception) -> None:
 
 def setup(app: Sphinx) -> dict:
     # After the passes that rewrite the pages (offline_assets and page_faces at 100,
-    # math_prerender at 200), before book_archive (500) zips them.
-    app.connect("build-finished", _lighten, priority=300)
+    # math_prerender at 200) and after the extensions that write their style sheets at the
+    # end of the build (default priority 500: myst-nb's mystnb.*.css, sphinx-exercise's and
+    # sphinx-proof's, the theme's pygments.css, which would otherwise replace purged files
+    # with whole ones); before book_archive (900) zips the output.
+    app.connect("build-finished", _lighten, priority=800)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
