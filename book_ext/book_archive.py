@@ -53,5 +53,7 @@ def _on_build_finished(app: Sphinx, exception) -> None:
 
 
 def setup(app: Sphinx) -> dict:
-    app.connect("build-finished", _on_build_finished)
+    # Last, after every pass that writes into the output (the extensions' asset copies at the
+    # default 500, book_ext/page_weight.py at 800), so the archive holds what is served.
+    app.connect("build-finished", _on_build_finished, priority=900)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -123,7 +123,8 @@ def render(body: str) -> tuple[str, int, int]:
     return body, counts[0], counts[1]
 
 
-MATH_FONT = "_static/vendor/stix-two-math/STIXTwoMath-Regular.woff2"  # book_static/css/book.css
+# The subset book_ext/page_weight.py writes at build-finished (book_static/css/book.css loads it).
+MATH_FONT = "_static/vendor/stix-two-math/STIXTwoMath-book.woff2"
 FONT_PRELOAD_MARK = "data-math-font"
 MATHJAX_SCRIPTS = re.compile(r'\s*<script[^>]*src="[^"]*mathjax/[^"]*"[^>]*></script>'
                              r'|\s*<script>\s*window\.MathJax = [^<]*</script>')
@@ -159,6 +160,6 @@ def _prerender(app: Sphinx, exception) -> None:
 
 
 def setup(app: Sphinx) -> dict:
-    # Before book_archive (priority 500) zips the pages.
+    # Before book_archive (priority 900) zips the pages.
     app.connect("build-finished", _prerender, priority=200)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -110,7 +110,7 @@ def _rewrite_written_pages(app: Sphinx, exception) -> None:
 
 
 def setup(app: Sphinx) -> dict:
-    # Before book_archive (priority 500) zips the pages.
+    # Before book_archive (priority 900) zips the pages.
     app.connect("build-finished", _rewrite_written_pages, priority=100)
     # Late priority: run after sphinx.ext.mathjax, myst-nb and the theme add their files.
     app.connect("html-page-context", _clean_page_assets, priority=900)

@@ -132,6 +132,6 @@ def _written_pages(app: Sphinx, exception) -> None:
 
 def setup(app: Sphinx) -> dict:
     app.connect("html-page-context", _rewrite, priority=800)
-    # Before book_archive (priority 500) zips the pages.
+    # Before book_archive (priority 900) zips the pages.
     app.connect("build-finished", _written_pages, priority=100)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
