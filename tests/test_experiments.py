@@ -19,9 +19,13 @@ from adamlib import Adam, experiments, models
 
 # --- the cache and the runner ----------------------------------------------------------------
 
+#: One seed, each run alone: the fast configurations run 3 seeds in stacks; these tests check
+#: the cache and the per-run files on the smallest grids.
+ONE = {"seeds": None, "stack": "run"}
+
 def test_cache_is_keyed_by_config_and_written_atomically(tmp_path, monkeypatch):
     monkeypatch.setenv("ADAMLIB_CACHE", str(tmp_path))
-    small = {"epochs": 1, "grid": {"Adam": [0.1]}}
+    small = {"epochs": 1, "grid": {"Adam": [0.1]}, **ONE}
     a = experiments.run("logreg", overrides=small)
     assert not a.cached and len(a.runs) == 1 and len(a.runs[0]["epoch_loss"]) == 2
     def entries():  # the results; beside each a lock file (see the next test), no temporary file
@@ -149,7 +153,7 @@ def counting_train(monkeypatch, fail_at=None):
 
 def test_every_optimizer_step_size_and_seed_is_one_run_and_one_seed_is_the_configuration(tmp_path, monkeypatch):
     monkeypatch.setenv("ADAMLIB_CACHE", str(tmp_path))
-    small = {"epochs": 2, "grid": {"Adam": [0.1, 0.3], "Adagrad": [0.3]}}
+    small = {"epochs": 2, "grid": {"Adam": [0.1, 0.3], "Adagrad": [0.3]}, **ONE}
     single = experiments.run("logreg", overrides=small)
     assert single.seeds == [0] and not any("seed" in r for r in single.runs)   # as before seeds
     # the default spelled out, or one seed equal to it: the same configuration, key and entry
@@ -179,7 +183,7 @@ def test_every_optimizer_step_size_and_seed_is_one_run_and_one_seed_is_the_confi
 
 def test_an_interrupted_sweep_over_seeds_resumes_and_reuses_the_single_seed_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("ADAMLIB_CACHE", str(tmp_path))
-    small = {"epochs": 2, "grid": {"Adam": [0.1, 0.3]}}
+    small = {"epochs": 2, "grid": {"Adam": [0.1, 0.3]}, **ONE}
     reference = experiments.run("logreg", overrides={**small, "seeds": [0, 1]}, cache=False)
     # a single-seed sweep stopped after its first run (Adam 0.1, seed 0)
     with monkeypatch.context() as patch:
@@ -298,10 +302,10 @@ def test_cli_as_a_module_without_traceback():
 
 def test_write_outputs(tmp_path, monkeypatch):
     monkeypatch.setenv("ADAMLIB_CACHE", str(tmp_path / "cache"))
-    result = experiments.run("logreg", overrides={"epochs": 1, "grid": {"Adam": [0.1]}},
+    result = experiments.run("logreg", overrides={"epochs": 1, "grid": {"Adam": [0.1]}, **ONE},
                              out=tmp_path / "out")
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert names == ["logreg-fast.csv", "logreg-fast.json", "logreg-fast.png"]
+    assert names == ["logreg-fast-verdicts.md", "logreg-fast.csv", "logreg-fast.json", "logreg-fast.png"]
     assert json.loads((tmp_path / "out" / "logreg-fast.json").read_text())["runs"] == result.runs
     csv = (tmp_path / "out" / "logreg-fast.csv").read_text()
     assert csv.count("\n") == 3  # header + epochs 0, 1
@@ -322,20 +326,17 @@ def results():
 
 
 def test_logreg_adam_beats_adagrad_early_and_matches_nesterov(results):
-    curves = results("logreg").curves()
+    result = results("logreg")
+    curves = result.curves()   # the seed means at each optimizer's best setting
     adam, adagrad, nesterov = curves["Adam"], curves["Adagrad"], curves["SGDNesterov"]
     assert adam[3] < adagrad[3]
-    # "Within 20 % of SGD-Nesterov from epoch 5 on": Adam is never more than 20 % worse, at
-    # every epoch. The two-sided bound holds for the typical epoch and at the end, not at every
-    # epoch: at its best constant step size SGD-Nesterov's cost jumps up at a few epochs (the
-    # digits' last mini-batch holds 1797 - 14 * 128 = 5 examples), and there Adam is far *below*
-    # it. Chapter 10 shows the jumps, and that without that small batch SGD-Nesterov's best step
-    # size grows and Adam trails it by up to 88 % mid-training: only the end point is robust.
-    later = range(5, len(adam))
-    assert all(adam[e] <= 1.2 * nesterov[e] for e in later)
-    gaps = sorted(abs(adam[e] - nesterov[e]) / nesterov[e] for e in later)
-    assert gaps[len(gaps) // 2] <= 0.2
-    assert abs(adam[-1] - nesterov[-1]) <= 0.2 * nesterov[-1]
+    # Single epochs spike (the digits' last mini-batch holds 1797 - 14 * 128 = 5 examples, and a
+    # seed moves the spikes around): the end is judged on the mean of the last epochs, as the
+    # verdict table does (claims/logreg.py). Adam within 20 % of SGD-Nesterov there, on the mean.
+    from adamlib.experiments.claims import logreg as claims
+
+    late = {name: sum(claims._late_costs(result, name)) / len(result.seeds) for name in ("Adam", "SGDNesterov")}
+    assert abs(late["Adam"] - late["SGDNesterov"]) <= 0.2 * late["SGDNesterov"], late
 
 
 def test_sparse_adam_and_adagrad_beat_nesterov(results):
@@ -364,10 +365,11 @@ def test_fast_mode_best_step_sizes_are_inside_their_grids(results, name):
     result = results(name)
     for variant in result.variants:
         for optimizer in dict.fromkeys(r["optimizer"] for r in result.runs if r["variant"] == variant):
-            lrs = [r["lr"] for r in result.select(optimizer, variant)]
+            lr, momentum = result.best_setting(optimizer, variant)
+            lrs = sorted({r["lr"] for r in result.select(optimizer, variant, momentum=momentum)})
             if len(lrs) == 1:
                 continue
-            assert lrs[0] < result.best(optimizer, variant)["lr"] < lrs[-1], (variant, optimizer, lrs)
+            assert lrs[0] < lr < lrs[-1], (variant, optimizer, momentum, lrs)
 
 
 def test_vae_bias_correction_best_at_most_uncorrected_and_large_alpha_hurts(results):

@@ -19,15 +19,21 @@ import torch
 
 from adamlib import _atomic, experiments
 from adamlib import data as data_module
+from adamlib.experiments import stacked
 
+#: One seed, each run alone (the fast configurations run 3 seeds in stacks): these tests check
+#: slicing, per-run files and resuming on the smallest grids.
+ONE = {"seeds": None, "stack": "run"}
 TINY = {  # one epoch, a couple of runs: seconds each
-    "logreg": {"epochs": 1, "grid": {"Adam": [0.1], "Adagrad": [0.3]}},
-    "sparse": {"epochs": 1, "grid": {"Adam": [0.3]}},
-    "mlp": {"epochs": 1, "grid": {"Adam": [1e-3]}},
+    "logreg": {"epochs": 1, "grid": {"Adam": [0.1], "Adagrad": [0.3]}, **ONE},
+    "sparse": {"epochs": 1, "grid": {"Adam": [0.3]}, "data": {"loader": "sparse_bow", "n_docs": 300,
+                                                              "vocab": 1000, "doc_length": 50.0}, **ONE},
+    "mlp": {"epochs": 1, "grid": {"Adam": [1e-3]}, **ONE},
     "mlp_deterministic": {"epochs": 1, "grid": {"Adam": [1e-2]},
-                          "lbfgs": {"history_size": 5, "evaluations": 4}},
-    "cnn": {"epochs": 1, "grid": {"Adam": [1e-2]}, "variants": {"+dropout": {"input_dropout": 0.2, "dropout": 0.5}}},
-    "vae": {"epochs": 1, "checkpoints": [1], "beta1": [0.9], "beta2": [0.999], "log10_lr": [-3]},
+                          "lbfgs": {"history_size": 5, "evaluations": 4}, "seeds": None},
+    "cnn": {"epochs": 1, "grid": {"Adam": [1e-2]}, "variants": {"+dropout": {"input_dropout": 0.2, "dropout": 0.5}},
+            **ONE},
+    "vae": {"epochs": 1, "checkpoints": [1], "beta1": [0.9], "beta2": [0.999], "log10_lr": [-3], "seeds": None},
 }
 
 
@@ -52,10 +58,19 @@ class RowSpy:
             if args and torch.is_tensor(args[0]) and args[0].ndim:
                 self.rows[torch.is_grad_enabled()].append(args[0].shape[0])
         self.handle = torch.nn.modules.module.register_module_forward_pre_hook(hook)
+        # a stack of classifiers calls no module: its losses() takes (seeds, rows, ...) inputs
+        self.losses = stacked.Stack.losses
+        spy = self
+
+        def losses(stack, x, *args, **kwargs):
+            spy.rows[torch.is_grad_enabled()].append(x.shape[1])
+            return spy.losses(stack, x, *args, **kwargs)
+        stacked.Stack.losses = losses
         return self
 
     def __exit__(self, *exc):
         self.handle.remove()
+        stacked.Stack.losses = self.losses
 
 
 # --- evaluation in slices ---------------------------------------------------------------------
@@ -64,9 +79,11 @@ def test_full_configs_evaluate_in_slices_and_fast_configs_as_before():
     for name in experiments.EXPERIMENTS:
         full = experiments.config(name, full=True)
         assert 1000 <= full["eval_batch_size"] <= 5000, name
-        # fast configs: in one pass as before (sparse's 1000 is its whole data set)
-        assert experiments.config(name).get("eval_batch_size", 1000) == 1000, name
-    assert experiments.OPTIONAL == {"eval_batch_size": None, "seeds": None}
+        # fast configs: in one pass (sparse's 6000 is its whole data set)
+        fast = experiments.config(name)
+        assert fast.get("eval_batch_size") in (None, fast["data"].get("n_docs")), name
+    assert experiments.OPTIONAL == {"eval_batch_size": None, "seeds": None, "stack": "run",
+                                    "momentum": {"SGDNesterov": [0.9]}}
 
 
 @pytest.mark.parametrize("name", list(TINY))
@@ -115,10 +132,10 @@ def counting(monkeypatch, target, attribute, fail_at=None):
 
 
 def test_an_interrupted_grid_resumes_at_its_first_unfinished_run(cache, monkeypatch):
-    small = {"epochs": 2, "grid": {"Adam": [0.1, 0.3], "Adagrad": [0.3]}}
+    small = {"epochs": 2, "grid": {"Adam": [0.1, 0.3], "Adagrad": [0.3]}, **ONE}
     reference = experiments.run("logreg", overrides=small, cache=False)
     with monkeypatch.context() as patch:
-        counting(patch, experiments.runner, "train", fail_at=2)   # inside the second run
+        counting(patch, experiments.runner, "train_stack", fail_at=2)   # inside the second run
         with pytest.raises(experiments.Interrupted) as info:
             experiments.run("logreg", overrides=small)
     assert isinstance(info.value, KeyboardInterrupt)
@@ -127,7 +144,7 @@ def test_an_interrupted_grid_resumes_at_its_first_unfinished_run(cache, monkeypa
     assert len(list((cache / "partial").glob("logreg-fast-run-*.json"))) == 1
     assert not list(cache.glob("logreg-fast-*.json"))     # no entry for the whole grid yet
     with monkeypatch.context() as patch:
-        calls = counting(patch, experiments.runner, "train")
+        calls = counting(patch, experiments.runner, "train_stack")
         resumed = experiments.run("logreg", overrides=small)
     assert len(calls) == 2                                 # the first run was read back
     assert without_time(resumed.runs) == without_time(reference.runs)
@@ -136,21 +153,21 @@ def test_an_interrupted_grid_resumes_at_its_first_unfinished_run(cache, monkeypa
 
 
 def test_a_subset_of_a_grid_reuses_the_saved_runs_of_another(cache, monkeypatch):
-    small = {"epochs": 1, "grid": {"Adam": [0.1, 0.3]}}
+    small = {"epochs": 1, "grid": {"Adam": [0.1, 0.3]}, **ONE}
     with monkeypatch.context() as patch:
-        counting(patch, experiments.runner, "train", fail_at=2)
+        counting(patch, experiments.runner, "train_stack", fail_at=2)
         with pytest.raises(experiments.Interrupted):
             experiments.run("logreg", overrides=small)
     with monkeypatch.context() as patch:
-        calls = counting(patch, experiments.runner, "train")
+        calls = counting(patch, experiments.runner, "train_stack")
         experiments.run("logreg", overrides={**small, "grid": {"Adam": [0.1]}})
     assert calls == []
 
 
 def test_no_cache_recomputes_and_keeps_nothing(cache, monkeypatch):
-    small = {"epochs": 1, "grid": {"Adam": [0.1, 0.3]}}
+    small = {"epochs": 1, "grid": {"Adam": [0.1, 0.3]}, **ONE}
     with monkeypatch.context() as patch:
-        counting(patch, experiments.runner, "train", fail_at=2)
+        counting(patch, experiments.runner, "train_stack", fail_at=2)
         with pytest.raises(experiments.Interrupted, match="nothing is kept"):
             experiments.run("logreg", overrides=small, cache=False)
     assert not cache.exists() or not list(cache.rglob("*.json"))
@@ -171,7 +188,8 @@ def test_an_interrupted_lbfgs_run_keeps_the_adam_runs(cache, monkeypatch):
 
 
 def test_the_vae_grid_resumes_after_its_last_evaluated_epoch(cache, monkeypatch):
-    small = {"epochs": 4, "checkpoints": [1, 2, 3], "beta1": [0.9], "beta2": [0.999], "log10_lr": [-3, -2]}
+    small = {"epochs": 4, "checkpoints": [1, 2, 3], "beta1": [0.9], "beta2": [0.999], "log10_lr": [-3, -2],
+             "seeds": None}
     steps_per_epoch = -(-1797 // 100)
     reference = experiments.run("vae", overrides=small, cache=False)
     with monkeypatch.context() as patch:
@@ -188,7 +206,8 @@ def test_the_vae_grid_resumes_after_its_last_evaluated_epoch(cache, monkeypatch)
 
 
 def test_the_vae_grid_runs_once_per_seed_and_an_interrupted_sweep_resumes(cache, monkeypatch):
-    small = {"epochs": 2, "checkpoints": [1], "beta1": [0.9], "beta2": [0.999], "log10_lr": [-3, -2]}
+    small = {"epochs": 2, "checkpoints": [1], "beta1": [0.9], "beta2": [0.999], "log10_lr": [-3, -2],
+             "seeds": None}
     steps_per_epoch = -(-1797 // 100)
     single = experiments.run("vae", overrides=small, cache=False)
     reference = experiments.run("vae", overrides={**small, "seeds": [0, 1]}, cache=False)
@@ -216,7 +235,8 @@ def test_the_vae_grid_runs_once_per_seed_and_an_interrupted_sweep_resumes(cache,
 def test_the_command_line_stops_on_a_signal_says_what_is_saved_and_resumes(tmp_path, signum, status):
     env = {**os.environ, "ADAMLIB_CACHE": str(tmp_path / "cache")}
     argv = [sys.executable, "-m", "adamlib.experiments", "run", "logreg", "--epochs", "150",
-            "--optimizers", "Adam", "--lrs", "Adam=0.1,0.3,1", "--out", str(tmp_path / "out")]
+            "--optimizers", "Adam", "--lrs", "Adam=0.1,0.3,1", "--seeds", "0", "--stack", "run",
+            "--out", str(tmp_path / "out")]
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     partial = tmp_path / "cache" / "partial"
     deadline = time.monotonic() + 240
@@ -311,7 +331,7 @@ def test_help_names_the_real_output_files_and_every_option(capsys):
     text = captured.out
     for piece in ("NAME-full.json", "NAME-fast.json", ".csv", ".png", "0644", "--epochs", "--optimizers",
                   "--lrs", "--eval-batch-size", "--data-dir", "--no-verify", "--device", "--out",
-                  "--no-cache", "--seeds", "143", "130", "resumes"):
+                  "--no-cache", "--seeds", "--stack", "-verdicts.md", "figure4", "143", "130", "resumes"):
         assert piece in text, piece
 
 
@@ -335,19 +355,19 @@ def test_a_small_run_from_the_command_line_writes_readable_files(tmp_path, capsy
     old = os.umask(0o022)
     try:
         status, captured = cli(["run", "logreg", "--epochs", "1", "--optimizers", "Adam", "--lrs", "Adam=0.1",
-                                "--eval-batch-size", "500", "--out", str(tmp_path / "out")], capsys)
+                                "--seeds", "0", "--eval-batch-size", "500", "--out", str(tmp_path / "out")], capsys)
     finally:
         os.umask(old)
     assert status == 0, captured.err
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert names == ["logreg-fast.csv", "logreg-fast.json", "logreg-fast.png"]
+    assert names == ["logreg-fast-verdicts.md", "logreg-fast.csv", "logreg-fast.json", "logreg-fast.png"]
     for p in (tmp_path / "out").iterdir():
         assert stat.S_IMODE(p.stat().st_mode) == 0o644, p
     for p in cache.glob("*.json"):
         assert stat.S_IMODE(p.stat().st_mode) == 0o644, p
     blob = json.loads((tmp_path / "out" / "logreg-fast.json").read_text())
     assert blob["config"]["grid"] == {"Adam": [0.1]} and blob["config"]["eval_batch_size"] == 500
-    assert f"wrote {tmp_path / 'out' / 'logreg-fast'}.json, .csv, .png" in captured.out
+    assert f"wrote {tmp_path / 'out' / 'logreg-fast'}.json, .csv, .png, -verdicts.md" in captured.out
     # progress=True and no terminal: one plain line per finished run on stderr
     assert captured.err == "logreg: run 1/1 done (Adam lr 0.1): final cost " + \
         f"{blob['runs'][0]['epoch_loss'][-1]:.4g}; " + captured.err.split("; ", 1)[1]
@@ -401,7 +421,7 @@ def test_progress_true_off_a_terminal_prints_one_line_per_finished_run(cache, ca
 def test_one_bar_over_the_whole_grid_on_a_terminal(cache, monkeypatch):
     terminal = Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
-    experiments.run("logreg", overrides={"epochs": 2, "grid": {"Adam": [0.1, 0.3]}})
+    experiments.run("logreg", overrides={"epochs": 2, "grid": {"Adam": [0.1, 0.3]}, **ONE})
     experiments.run("mlp_deterministic", overrides=TINY["mlp_deterministic"])
     text = terminal.getvalue()
     assert "logreg run 2/2" in text and "/4 [" in text           # 2 runs x 2 epochs, one bar
@@ -457,7 +477,7 @@ def test_full_cnn_evaluates_cifar_in_slices(fake_data, cache):
     with RowSpy() as spy:
         result = experiments.run("cnn", full=True, overrides={
             "epochs": 1, "batch_size": 8, "eval_batch_size": 12, "grid": {"Adam": [1e-4]},
-            "variants": {"": {}}})
+            "variants": {"": {}}, "seeds": None})
     assert max(spy.rows[False]) == 12 and max(spy.rows[True]) == 8
     run = result.runs[0]
     assert len(run["epoch_loss"]) == 2 and len(run["iteration_loss"]) == 5 and run["monitor"]
@@ -467,10 +487,10 @@ def test_full_vae_and_lbfgs_evaluate_mnist_in_slices(fake_data, cache):
     with RowSpy() as spy:
         vae = experiments.run("vae", full=True, overrides={
             "epochs": 1, "batch_size": 10, "eval_batch_size": 16, "checkpoints": [1],
-            "beta1": [0.9], "beta2": [0.999], "log10_lr": [-3]})
+            "beta1": [0.9], "beta2": [0.999], "log10_lr": [-3], "seeds": None})
         det = experiments.run("mlp_deterministic", full=True, overrides={
             "epochs": 1, "batch_size": 10, "eval_batch_size": 16, "grid": {"Adam": [1e-3]},
-            "lbfgs": {"history_size": 5, "evaluations": 3}})
+            "lbfgs": {"history_size": 5, "evaluations": 3}, "seeds": None})
     assert max(spy.rows[False]) == 16 and max(spy.rows[True]) == 16
     assert vae.extra["K"] == 2 and len(det.runs) == 2
 
@@ -505,7 +525,7 @@ def test_the_command_line_finds_data_in_data_dir_and_can_skip_verification(fake_
 
 def test_out_of_memory_is_one_line_saying_what_is_saved_and_what_to_try(cache, capsys, monkeypatch):
     oom = getattr(torch, "OutOfMemoryError", RuntimeError)
-    original = experiments.runner.train
+    original = experiments.runner.train_stack
     calls = []
 
     def train(*args, **kwargs):
@@ -515,7 +535,7 @@ def test_out_of_memory_is_one_line_saying_what_is_saved_and_what_to_try(cache, c
         return original(*args, **kwargs)
     monkeypatch.setattr(experiments.runner, "train_stack", train)
     status, captured = cli(["run", "logreg", "--epochs", "1", "--optimizers", "Adam", "--lrs", "Adam=0.1,0.3",
-                            "--out", str(cache.parent / "out")], capsys)
+                            "--seeds", "0", "--stack", "run", "--out", str(cache.parent / "out")], capsys)
     assert status == 1
     err = captured.err.splitlines()
     assert err[-1].startswith("python -m adamlib.experiments: error: out of memory (CUDA out of memory.")
@@ -568,7 +588,8 @@ def test_a_one_epoch_full_run_writes_its_figure_and_verdict_table(name, fake_dat
     table = (out / f"{name}-full-verdicts.md").read_text()
     assert table.startswith(f"**{name} (full)") and "| claim (the paper's words) |" in table
     rows = [line for line in table.splitlines() if line.startswith("| ") and "**" in line]
-    assert rows and all(any(v in line for v in ("reproduces", "not at this budget")) for line in rows)
+    verdicts = ("**reproduces**", "**does not reproduce**", "**not at this budget**")
+    assert rows and all(sum(v in line for v in verdicts) == 1 for line in rows)
     assert ("(2 seeds)" in table) or name == "vae"
     if name == "vae":
         assert (out / "vae-full-figure4.png").read_bytes()[:4] == b"\x89PNG"

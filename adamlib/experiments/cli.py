@@ -45,10 +45,13 @@ def _int_at_least_one(text: str) -> int:
 _EPILOG = """\
 outputs (in --out, default results/):
   NAME-fast.json, or NAME-full.json with --full: the configuration and every run
-  NAME-MODE.csv: one row per run and epoch;  NAME-MODE.png: each optimizer's best run
+  NAME-MODE.csv: one row per run and epoch;  NAME-MODE.png: each optimizer's best setting
+  (the seed mean, with a band over the seeds);  NAME-MODE-verdicts.md: the verdict table
+  against the paper's claims;  vae-MODE-figure4.png: the paper's Figure 4
   (written atomically, with the usual file mode, 0644 under umask 022)
 
-resuming: with the cache on (the default), every run is saved as it finishes; after an
+resuming: with the cache on (the default), every stack of runs (--stack; full mode: every
+  run) is saved as it finishes; after an
   interrupt (Ctrl-C, SIGTERM, out of memory) the same command resumes at the first run that
   did not finish (the VAE at its last evaluated epoch). --no-cache recomputes and keeps nothing.
 
@@ -91,6 +94,12 @@ def _parser() -> argparse.ArgumentParser:
                             help="run every optimizer and step size once per seed, e.g. 0,1,2; the "
                                  "best step size is chosen on the mean over the seeds (default: the "
                                  "configuration's one seed)")
+    run_parser.add_argument("--stack", choices=("optimizer", "seed", "run"), default=None,
+                            help="how a classification grid's runs are trained together and kept: "
+                                 "one optimizer's settings and seeds as one batched model "
+                                 "(optimizer), one seed's settings (seed), or each run alone, kept "
+                                 "as it finishes (run); default: the configuration's (fast: "
+                                 "optimizer; full: run)")
     run_parser.add_argument("--eval-batch-size", type=_int_at_least_one, metavar="N",
                             help="evaluate the full-data cost N examples at a time (less memory; "
                                  "default: the configuration's)")
@@ -338,6 +347,8 @@ def main(argv=None) -> int:
             overrides["eval_batch_size"] = args.eval_batch_size
         if args.seeds is not None:
             overrides["seeds"] = _seeds(args.name, args.seeds)
+        if args.stack is not None:
+            overrides["stack"] = args.stack
         out = _check_folder("--out", args.out if args.out is not None else "results", create=True)
     except _BadOption as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)

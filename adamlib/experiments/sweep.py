@@ -125,6 +125,11 @@ def run(name: str, full: bool = False, device="cpu", out=None, cache: bool = Tru
                 continue  # the default spelled out: the same configuration, the same cache key
             cfg[key] = value
     _check_overrides(name, cfg)
+    for key, default in OPTIONAL.items():
+        # an optional entry at the value that stands for its absence is its absence: one
+        # configuration, one cache key (seeds=None is the one seed; stack="run" the default)
+        if key in cfg and cfg[key] == default:
+            del cfg[key]
     if cfg.get("seeds") is not None:
         if len(cfg["seeds"]) == 1:  # one seed is the configuration with that seed: its key, its results
             cfg["seed"] = cfg.pop("seeds")[0]
