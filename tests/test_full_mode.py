@@ -569,7 +569,7 @@ ONE_EPOCH = {
                      "Adam": [1e-3]}, "model": {"name": "mlp", "hidden": [32, 32], "input_dropout": 0.2,
                                                  "dropout": 0.5}},
     "mlp_deterministic": {"grid": {"Adam": [1e-3]}, "lbfgs": {"history_size": 5, "evaluations": 2},
-                          "model": {"name": "mlp", "hidden": [32, 32]}},
+                          "model": {"name": "mlp", "hidden": [32, 32]}, "batch_size": 10},
     "cnn": {"grid": {"SGDNesterov": [1e-3], "Adagrad": [1e-3], "Adam": [1e-4]}, "batch_size": 16},
     "vae": {"checkpoints": [1], "model": {"hidden": 20, "latent": 5}},
 }

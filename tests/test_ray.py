@@ -14,7 +14,8 @@ from adamlib.experiments import ray_backend
 HAS_RAY = importlib.util.find_spec("ray") is not None
 needs_ray = pytest.mark.skipif(not HAS_RAY, reason='Ray is not installed: pip install "adamlib[cluster]"')
 
-MINI = {"epochs": 3, "grid": {"Adam": [0.1, 0.3], "Adagrad": [0.3, 1.0]}}   # two optimizers, 4 runs
+MINI = {"epochs": 3, "grid": {"Adam": [0.1, 0.3], "Adagrad": [0.3, 1.0]}}   # two optimizers: 2 stacks of 6 runs
+ONE_BY_ONE = {**MINI, "seeds": None, "stack": "run"}                        # 4 runs, one task each
 
 
 def without_time(runs):
@@ -102,13 +103,13 @@ def test_a_sweep_stopped_serially_resumes_on_ray_from_the_store(cluster, cache, 
             raise KeyboardInterrupt
         return original(*args, **kwargs)
     with monkeypatch.context() as patch:
-        patch.setattr(experiments.runner, "train", train)
+        patch.setattr(experiments.runner, "train_stack", train)
         with pytest.raises(experiments.Interrupted, match="1 of 4 runs are saved in .*runs"):
-            experiments.run("logreg", overrides=MINI, store=store)
+            experiments.run("logreg", overrides=ONE_BY_ONE, store=store)
     assert len(list(store.glob("logreg-fast-run-*.json"))) == 1
-    reference = experiments.run("logreg", overrides=MINI, cache=False)
+    reference = experiments.run("logreg", overrides=ONE_BY_ONE, cache=False)
     capsys.readouterr()
-    resumed = experiments.run("logreg", overrides=MINI, ray=True, store=store, progress=True)
+    resumed = experiments.run("logreg", overrides=ONE_BY_ONE, ray=True, store=store, progress=True)
     err = capsys.readouterr().err
     assert "logreg: 1 of 4 runs already saved: resuming" in err
     assert err.count(" done (") == 3                                          # three tasks ran
@@ -123,11 +124,12 @@ def test_the_command_line_runs_a_sweep_on_ray(cluster, cache, tmp_path, capsys, 
         fail_here(patch)
         status = experiments.main(["run", "logreg", "--epochs", "1", "--optimizers", "Adam,Adagrad",
                                    "--lrs", "Adam=0.1,0.3", "--lrs", "Adagrad=0.3", "--seeds", "0,1",
-                                   "--ray", "--out", str(out)])
+                                   "--stack", "run", "--ray", "--out", str(out)])
     captured = capsys.readouterr()
     assert status == 0, captured.err
     assert "Adam: best lr " in captured.out and "on the mean of 2 seeds" in captured.out
-    assert sorted(p.name for p in out.iterdir()) == ["logreg-fast.csv", "logreg-fast.json", "logreg-fast.png", "runs"]
+    assert sorted(p.name for p in out.iterdir()) == ["logreg-fast-verdicts.md", "logreg-fast.csv", "logreg-fast.json",
+                                                  "logreg-fast.png", "runs"]
     assert captured.err.count(" done (") == 6
 
 
