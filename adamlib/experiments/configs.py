@@ -43,15 +43,17 @@ _register(Experiment(
     figure="Figure 1 (left), MNIST", kind="classify",
     # 3 seeds (theta_0 = 0, so a seed changes only the mini-batch order), one stack per
     # optimizer; betas, eps and Adagrad's/RMSProp's constants fixed at the usual defaults
-    # (stacked.FIXED, as the paper); step size and SGD-Nesterov's momentum searched.
+    # (stacked.FIXED, as the paper); step size and SGD-Nesterov's momentum searched. Momentum
+    # [0.9, 0.99, 0.999] (Sutskever et al. 2013 searched up to 0.999): with [0.5, 0.9, 0.99]
+    # the best was 0.99, on the grid's edge; now it is interior (0.5 was never close).
     fast=dict(dtype=FAST_DTYPE, data={"loader": "digits", "standardize": False}, model={"name": "logreg"}, epochs=45, batch_size=128,
               weight_decay=1e-4, seed=0, seeds=[0, 1, 2], stack="optimizer", schedule={"Adam": "inv_sqrt"},
-              variants={"": {}}, momentum={"SGDNesterov": [0.5, 0.9, 0.99]},
+              variants={"": {}}, momentum={"SGDNesterov": [0.9, 0.99, 0.999]},
               grid={"SGDNesterov": _half_decades(0.1, 1.0), "Adagrad": _half_decades(0.3, 3.0),
                     "Adam": _half_decades(0.3, 3.0)}),
     full=dict(dtype="float32", data={"loader": "mnist"}, model={"name": "logreg"}, epochs=45, batch_size=128,
               weight_decay=1e-4, seed=0, seeds=[0, 1, 2], schedule={"Adam": "inv_sqrt"}, eval_batch_size=5000,
-              variants={"": {}}, momentum={"SGDNesterov": [0.5, 0.9, 0.99]},
+              variants={"": {}}, momentum={"SGDNesterov": [0.9, 0.99, 0.999]},
               grid={"SGDNesterov": _half_decades(1e-3, 3.0), "Adagrad": _half_decades(1e-3, 3.0),
                     "Adam": _half_decades(1e-3, 3.0)}),
 ))
@@ -65,16 +67,22 @@ _register(Experiment(
     # it), both arms of Figure 1 (right), 3 seeds, one stack per optimizer and arm. The inputs
     # are dense float64 in a stack (cost ~ documents x vocabulary x epochs): 10,000 x 10,000
     # would take ~80 ms per update, 6000 x 1000 six epochs fit the 45 s budget.
+    # SGD-Nesterov: step sizes from 0.01 and momentum up to 0.9999, so that its best setting is
+    # interior in both (with 0.03..1 x [0.5, 0.9, 0.99] the dropout arm's best was (0.03, 0.99),
+    # a corner). With dropout the best is (0.03, 0.999): 0.9999 scores the same within the tie
+    # rule, because 1/(1 - mu) exceeds the run's 282 updates for both (the velocity never reaches
+    # its steady state, so mu -> 1 changes little); 0.5 was never close.
     fast=dict(dtype=FAST_DTYPE, data={"loader": "sparse_bow", "n_docs": 6000, "vocab": 1000, "doc_length": 50.0},
               model={"name": "logreg", "input_dropout": 0.5, "sparse_inputs": True},
               epochs=6, batch_size=128, weight_decay=1e-4, seed=0, seeds=[0, 1, 2], stack="optimizer",
               schedule={"Adam": "inv_sqrt"}, eval_batch_size=6000,
-              variants={"+dropout": {}, "": {"input_dropout": 0.0}}, momentum={"SGDNesterov": [0.5, 0.9, 0.99]},
+              variants={"+dropout": {}, "": {"input_dropout": 0.0}},
+              momentum={"SGDNesterov": [0.9, 0.99, 0.999, 0.9999]},
               grid={"Adagrad": _half_decades(0.1, 1.0), "RMSProp": _half_decades(3e-3, 1e-1),
-                    "SGDNesterov": _half_decades(0.03, 1.0), "Adam": _half_decades(0.1, 1.0)}),
+                    "SGDNesterov": _half_decades(0.01, 1.0), "Adam": _half_decades(0.1, 1.0)}),
     full=dict(dtype="float32", data={"loader": "imdb"}, model={"name": "logreg", "input_dropout": 0.5, "sparse_inputs": True},
               epochs=160, batch_size=128, weight_decay=1e-4, seed=0, seeds=[0, 1, 2], schedule={"Adam": "inv_sqrt"},
-              momentum={"SGDNesterov": [0.5, 0.9, 0.99]},
+              momentum={"SGDNesterov": [0.9, 0.99, 0.999]},
               eval_batch_size=5000, variants={"+dropout": {}, "": {"input_dropout": 0.0}},
               grid={"Adagrad": _half_decades(1e-2, 3.0), "RMSProp": _half_decades(1e-4, 3e-2),
                     "SGDNesterov": _half_decades(1e-2, 3.0), "Adam": _half_decades(1e-2, 3.0)}),
