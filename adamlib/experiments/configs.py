@@ -176,7 +176,8 @@ _register(Experiment(
     # seeds (each: its own initial weights, mini-batch order and noise, shared by the grid's 60
     # models as in the paper), one after another. The fast mode is compute-bound: 100 epochs of
     # 60 models cost about 81 s of one core per seed at 100 hidden units, 3 seeds over the 170 s
-    # budget; 50 hidden units cost 0.6 as much (measured), and keep what the claims are judged
+    # budget; 50 hidden units cost 0.6 as much (measured: 133 s of CPU for the 3 seeds with a
+    # cold cache, one thread, on a loaded 2-core machine), and keep what the claims are judged
     # on (the collapsed plateau near 24.4 nats, the uncorrected runs' divergence at beta2 = 0.9999,
     # the best run near 18 nats). Not fewer epochs (the paper's 10 and 100) nor fewer images
     # (fewer updates would make 100 epochs still shorter against 1/(1 - beta2) = 10,000 steps).
