@@ -62,7 +62,7 @@ def write_outputs(result: Result, out: Path) -> list[Path]:
         ax.set_ylabel("training cost")
         ax.set_title(variant or result.name, fontsize=9)
         if len(result.optimizers) <= 8:
-            ax.legend(frameon=False, fontsize=7)
+            ax.legend(frameon=False, fontsize=9)
     with atomic_file(png_path, "wb") as f:
         fig.savefig(f, format="png", dpi=plots.DPI, metadata={"Software": None})
     plt.close(fig)
@@ -136,7 +136,7 @@ def vae_figure4(result: Result, path: Path) -> Path:
                     bad = [lg for lg, m in zip(lgs, means) if not m < high]
                     ax.plot(bad, [high] * len(bad), "x", color=color, markersize=6, clip_on=False)
                 ax.set_ylim(low, high)
-                ax.set_title(f"{epoch} epochs: beta1 = {b1}, beta2 = {b2}", fontsize=8)
+                ax.set_title(f"{epoch} epochs: beta1 = {b1}, beta2 = {b2}", fontsize=9)
                 if col == 0:
                     ax.set_ylabel("loss (nats)")
                 if i * len(beta1s) + j == nrows - 1:
