@@ -69,8 +69,10 @@ def test_a_mini_sweep_serially_and_on_two_ray_workers_gives_identical_results(cl
     # the entry is the serial sweep's: the same call without Ray reads it from the cache
     assert experiments.run("logreg", overrides=MINI).cached
     with capsys.disabled():
-        print(f"\n[ray] logreg mini-sweep (4 runs x 3 epochs): serial {serial_seconds:.1f} s, "
+        print(f"\n[ray] logreg mini-sweep ({len(serial.runs)} runs in 2 stacks x 3 epochs): serial "
+              f"{serial_seconds:.1f} s, "
               f"Ray (2 workers) {ray_seconds:.1f} s cold, {warm_seconds:.1f} s warm", file=sys.stderr)
+    assert len(serial.runs) == 12 and serial.seeds == [0, 1, 2]   # 4 settings x 3 seeds, one stack each
 
 
 @needs_ray
