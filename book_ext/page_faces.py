@@ -34,7 +34,9 @@ from sphinx.application import Sphinx
 FACE = re.compile(r'<div class="adamlib-face" role="group"')
 SKIP_LINK = '<div id="pst-skip-link" class="skip-link d-print-none"><a href="#main-content">Skip to main content</a>'
 FRAME = re.compile(r'<img data-frame="(\d+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)"([^>]*)>')
-OUTPUT_IMG = re.compile(r'<img (?![^>]*\bloading=)(?=[^>]*src="(?!data:)[^"]*_images/)')
+# Not a static face's frame (``data-frame``): the one it shows first stays eager, the rest
+# are already lazy (``frame`` below).
+OUTPUT_IMG = re.compile(r'<img (?!data-frame=)(?![^>]*\bloading=)(?=[^>]*src="(?!data:)[^"]*_images/)')
 LIVE_NOTE = re.compile(r'<p class="adamlib-live-note">(.*?)</p>', re.S)
 DESCRIPTION_CHARS = 155
 COLAB_BRANCH = "colab"  # where the Pages workflow pushes the Colab edition

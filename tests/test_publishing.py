@@ -407,7 +407,9 @@ def test_page_faces_writes_frames_as_files_and_loads_hidden_ones_lazily(tmp_path
     out = context["body"]
     files = list((tmp_path / "_images").glob("face-*.png"))
     assert len(files) == 1 and files[0].read_bytes() == base64.b64decode(png)  # one file per distinct frame
-    assert f'src="../_images/{files[0].name}" decoding="async"' in out  # the first frame: eager
+    # The first frame: eager (not made lazy by the pass for the other output images).
+    assert f'<img data-frame="0" src="../_images/{files[0].name}" decoding="async" width' in out
+    assert all(tag.count("decoding=") == 1 for tag in re.findall(r"<img [^>]*>", out))
     assert f'src="../_images/{files[0].name}" loading="lazy"' in out and "data:image" not in out
     assert 'id="adamlib-face-1"' in out
     assert '<img loading="lazy" decoding="async" alt="x"' in out
