@@ -97,7 +97,7 @@ def vae(result: Result) -> VerdictTable:
     # which the rule counts as "not larger at the end"; said, since it carries no information
     gone = {c: [first_diverged(s, c) for s in seeds] for c in unstable_cells}
     gone = {c: max(es) for c, es in gone.items() if all(e is not None for e in es)}
-    diverged_note = (f"; where it diverged on every seed, by epoch {max(gone.values())} (the ratio then counts as "
+    diverged_note = (f"; where the uncorrected run diverged on every seed, by epoch {max(gone.values())} (the ratio then counts as "
                      f"equal at both epochs): {', '.join(sorted(where(c) for c in gone))}") if gone else ""
     rows.append(holds("especially at first few epochs of the training", f"Figure 4 ({early} vs {last} epochs)",
                       early_flags,
