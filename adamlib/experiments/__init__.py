@@ -51,7 +51,7 @@ In Python::
     from adamlib.experiments import claims
     claims.table(result)                         # the verdict table against the paper's claims
 
-The fast configurations run 3 seeds; a seed fixes theta_0, the mini-batch order and the
+The fast configurations run at least 3 seeds (mlp 5); a seed fixes theta_0, the mini-batch order and the
 dropout masks, the same for every optimizer and setting. Their grids are trained in stacks
 (``stack="optimizer"``: every setting and seed of one optimizer as one batched model, one
 cache file); the full ones run each run alone (``stack="run"``), kept as it finishes.

@@ -13,6 +13,7 @@ import torch
 from .. import data as data_module
 from .configs import EXPERIMENTS, config
 from .optimizers import OPTIMIZERS
+from .runner import STACKS
 from .sweep import Interrupted, run
 
 PROG = "python -m adamlib.experiments"
@@ -94,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
                             help="run every optimizer and step size once per seed, e.g. 0,1,2; the "
                                  "best step size is chosen on the mean over the seeds (default: the "
                                  "configuration's one seed)")
-    run_parser.add_argument("--stack", choices=("optimizer", "seed", "run"), default=None,
+    run_parser.add_argument("--stack", choices=STACKS, default=None,
                             help="how a classification grid's runs are trained together and kept: "
                                  "one optimizer's settings and seeds as one batched model "
                                  "(optimizer), one seed's settings (seed), or each run alone, kept "

@@ -17,7 +17,7 @@ from .optimizers import OPTIMIZERS
 from .outputs import write_outputs
 from .progress import _Progress
 from .results import Result
-from .runner import _RUNNERS
+from .runner import _RUNNERS, STACKS
 from .store import _atomic_write, _computing, _Grid, _json_safe, _read_cached, cache_dir, cache_key
 
 class Interrupted(KeyboardInterrupt):
@@ -57,8 +57,8 @@ def _check_overrides(name: str, cfg: dict) -> None:
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs={epochs!r} is not accepted: expected an int >= 0")
     stack = cfg.get("stack")
-    if stack is not None and stack not in ("optimizer", "seed", "run"):
-        raise ValueError(f"stack={stack!r} is not accepted: expected 'optimizer', 'seed' or 'run'")
+    if stack is not None and stack not in STACKS:
+        raise ValueError(f"stack={stack!r} is not accepted: expected one of {', '.join(map(repr, STACKS))}")
     momentum = cfg.get("momentum")
     if momentum is not None:
         if (not isinstance(momentum, dict) or set(momentum) - {"SGDNesterov"} or not all(
@@ -120,10 +120,7 @@ def run(name: str, full: bool = False, device="cpu", out=None, cache: bool = Tru
         if unknown:
             raise ValueError(f"overrides={overrides!r} is not accepted: unknown keys {sorted(unknown)}; "
                              f"expected some of {sorted(set(cfg) | set(OPTIONAL))}")
-        for key, value in copy.deepcopy(overrides).items():
-            if key not in cfg and key in OPTIONAL and value == OPTIONAL[key]:
-                continue  # the default spelled out: the same configuration, the same cache key
-            cfg[key] = value
+        cfg.update(copy.deepcopy(overrides))
     _check_overrides(name, cfg)
     for key, default in OPTIONAL.items():
         # an optional entry at the value that stands for its absence is its absence: one
