@@ -14,7 +14,8 @@ A chapter writes ``draw(**params) -> matplotlib.figure.Figure`` once and gets
 
 ``draw`` may also be a :class:`Drawing`: ``setup(**params)`` draws the figure (every static frame,
 and the live face's first), ``update(fig, **params)`` changes it in place (the live face's later
-moves: no new figure, contours or layout: a move redraws in a third to a half of the time).
+moves: no new figure or contours, and no layout pass unless the drawing asks for one;
+``tools/redraw_bench.py`` times the moves in a kernel).
 
 Frames are rendered at twice the figure's dpi and displayed at its size (sharp on high-density
 screens), quantized to a 256-colour palette (a third of the bytes), deterministically: no PNG
@@ -103,9 +104,10 @@ class Drawing:
     :func:`static_figure` and :func:`static_slider`. :func:`live` calls ``setup`` once, lays the
     figure out (constrained layout) while rendering its first frame, and then keeps that layout
     and the titles' positions (``fixed_layout``): every later move is ``update`` and a render,
-    with no new figure, no new contours and no layout pass (about half the cost of a frame).
+    with no new figure, no new contours and no layout pass.
     With ``fixed_layout = True`` an update must not change what the layout depends on: the
-    number of lines of a title or legend, the widths of tick labels (fixed limits keep them).
+    number of lines of a title or legend, the widths of tick labels (fixed limits keep them),
+    the place of a suptitle (``fig.suptitle(text)`` puts it back where the layout moved it from).
     Set ``fixed_layout = False`` where it does; the figure is then laid out on every frame.
     """
 
