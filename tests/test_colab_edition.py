@@ -51,6 +51,25 @@ def test_every_exercise_has_its_solution_folded(edition, path):
     assert exercises > 0
     assert len(re.findall(r"^\*\*Exercise \d+\.\d+\*\*", text, re.M)) == exercises
     assert text.count("<details>") == text.count("</details>") == exercises
+    # every solution's text is inside its fold: words of each solution's first line lie
+    # between a <details> and its </details>
+    folded = " ".join(re.findall(r"<details>(.*?)</details>", text, re.S))
+    checked = 0
+    for cell in source.cells:
+        if cell.cell_type != "markdown":
+            continue
+        for match in re.finditer(r"```\{solution(?:-start)?\}[^\n]*\n", cell.source):
+            lines = cell.source[match.end():].split("\n")
+            first = next((line for line in lines if line.strip() and not line.startswith(":")
+                          and line.strip() != "```"), "")
+            # the longest plain run of words in it (math, code and roles cut out: a role's
+            # text changes in the edition, a run with a space is never a role's key)
+            runs = [r.strip() for r in re.split(r"[{}$`]", first) if " " in r.strip()]
+            words = max(runs, key=len, default="")
+            if len(words) >= 8:
+                assert words in folded, (path.name, words)
+                checked += 1
+    assert checked > 0 or path.stem.startswith("16"), path.name
     # A gated solution's code cells are folded and hold no output until the reader runs them.
     nb = edition[path.name]
     for cell in nb.cells:
@@ -75,6 +94,10 @@ def test_citations_equations_glue_and_links_become_plain_markdown():
     assert "(https://o.github.io/r/conventions.html#b)" in text
     assert "x = 1 \\tag{6.2}" in text
     assert "**Exercise 6.1**" in text and "<details>" in text and "Because." in text
+    # a gated solution: its text follows the directive, and it is folded with it
+    gated = converter.markdown_cell("```{solution-start} ex-a\n:class: dropdown\n```\n\nSince 2 > 1.\n")
+    assert gated.index("<details>") < gated.index("Since 2 > 1.") < gated.index("</details>")
+    assert gated.count("</details>") == 1 and converter.markdown_cell("```{solution-end}\n```\n") == "\n"
 
 
 def test_a_glue_name_no_cell_glues_is_an_error():

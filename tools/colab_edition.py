@@ -156,6 +156,7 @@ class Converter:
         self.chapter = chapter_number(path)
         self.exercises = 0
         self.glue: dict[str, str] = {}
+        self.open_solution = False   # a solution-start's <details> not closed yet (this cell)
 
     # Roles -------------------------------------------------------------------------------
     def role(self, match: re.Match) -> str:
@@ -198,12 +199,16 @@ class Converter:
             self.exercises += 1
             title = f" ({arg})" if arg else ""
             return f"**Exercise {self.chapter}.{self.exercises}**{title}\n\n{content}\n"
-        if name in ("solution", "solution-start"):
-            note = ("\n\n*The folded code cells below compute this solution's numbers: run them to "
-                    "see the numbers.*" if name == "solution-start" else "")
-            return f"<details>\n<summary><b>Solution</b> (click to open)</summary>\n\n{content}{note}\n\n</details>\n"
+        if name == "solution":
+            return f"<details>\n<summary><b>Solution</b> (click to open)</summary>\n\n{content}\n\n</details>\n"
+        if name == "solution-start":
+            # A gated solution's text follows the directive, in this cell (a <details> cannot
+            # span notebook cells): it opens here and closes at its solution-end or at the end
+            # of the cell (:meth:`markdown_cell`).
+            self.open_solution = True
+            return f"<details>\n<summary><b>Solution</b> (click to open)</summary>\n\n{content}"
         if name == "solution-end":
-            return ""
+            return self._close_solution()
         if name == "math":
             label = options.get("label")
             tag = f" \\tag{{{self.labels[label]}}}" if label in self.labels else ""
@@ -238,6 +243,17 @@ class Converter:
             return f"[{text}]({self.pages_url}/{page})"
         return match.group(0)
 
+    def _close_solution(self) -> str:
+        if not self.open_solution:
+            return ""
+        self.open_solution = False
+        return ("\n\n*The folded code cells below compute this solution's numbers: run them to see the "
+                "numbers.*\n\n</details>\n")
+
+    def markdown_cell(self, text: str) -> str:
+        """A markdown cell's text; a gated solution opened in it is closed at its end."""
+        return self.markdown(text) + self._close_solution()
+
     def markdown(self, text: str) -> str:
         text = DIRECTIVE.sub(self.directive, text)
         text = EQ_LABEL.sub(lambda m: f"$${m.group('tex').rstrip()} \\tag{{{self.labels.get(m.group('label'), m.group('label'))}}}\n$$", text)
@@ -259,7 +275,7 @@ class Converter:
                     in_solution = True
                 elif last_end >= 0:
                     in_solution = False
-                cell.source = self.markdown(cell.source)
+                cell.source = self.markdown_cell(cell.source)
                 continue
             if cell.cell_type != "code":
                 continue
