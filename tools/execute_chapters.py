@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -35,13 +36,21 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THRE
 def execute(path: str, timeout: int) -> tuple[str, float, str | None, str]:
     """Run one notebook in its folder; return (path, seconds, error or None, notebook JSON)."""
     import nbformat
+    from jupyter_client import KernelManager
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
     os.environ.update(ONE_THREAD)  # the kernel inherits this process's environment
     nb = nbformat.read(path, as_version=4)
     nb.metadata.pop("widgets", None)  # as tools/refresh_notebooks.py stores them: no widget state
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
+    # IPC (a Unix socket file per channel), not TCP: with TCP each kernel's ports are picked
+    # free by its manager and bound later by the kernel, and two kernels started at once (this
+    # pool's, or another process's) can pick the same port ("Address already in use", then
+    # "Kernel died before replying to kernel_info").
+    # The sockets' path is absolute: the kernel runs in the notebook's folder, its manager here.
+    sockets = tempfile.mkdtemp(prefix="kernel-")
+    km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "ipc"))
+    client = NotebookClient(nb, km=km, timeout=timeout, kernel_name="python3", record_timing=False,
                             store_widget_state=False,
                             resources={"metadata": {"path": str(Path(path).parent)}})
     start = time.perf_counter()
@@ -49,6 +58,8 @@ def execute(path: str, timeout: int) -> tuple[str, float, str | None, str]:
         client.execute()
     except CellExecutionError as error:
         return path, time.perf_counter() - start, str(error), ""
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)
     return path, time.perf_counter() - start, None, nbformat.writes(nb)
 
 
