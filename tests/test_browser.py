@@ -350,11 +350,25 @@ def _shot_name(page_path: str) -> str:
     return page_path.replace("/", "__")
 
 
+def scroll_to(page, element) -> None:
+    """Scroll ``element`` to the middle of the screen, again until it stays there: the sections
+    around it are laid out only when near the screen (book.css: content-visibility), and
+    until then count 1200 px, so one scroll lands where their real heights move it away."""
+    top = None
+    for _ in range(20):
+        element.evaluate("e => e.scrollIntoView({block: 'center'})")
+        page.wait_for_timeout(100)
+        now = element.evaluate("e => e.getBoundingClientRect().top")
+        if top is not None and abs(now - top) < 1:
+            return
+        top = now
+
+
 def move_input(page, face, index: int, shot: str, label: str, failures: list[str]) -> None:
     """Press an arrow key on one range input; the frame shown must change, pixels included,
     and the input must say its new value."""
     range_input = face.locator("input[type=range]").nth(index)
-    face.evaluate("e => e.scrollIntoView({block: 'center'})")
+    scroll_to(page, face)
     shown_loaded = ("(f) => { const shown = Array.from(f.querySelectorAll('img[data-frame]'))"
                     ".filter(i => i.checkVisibility()); return shown.length === 1 && shown[0].complete"
                     " && shown[0].naturalWidth > 0; }")
@@ -422,7 +436,10 @@ def check_phone(context, base: str, page_path: str, failures: list[str]) -> None
             failures.append(f"at {PHONE_WIDTH} px the page is {overflow} px wide (scrolls sideways)")
         face = page.locator(".adamlib-face").first
         if face.count():
-            face.scroll_into_view_if_needed()
+            scroll_to(page, face)
+            top = face.evaluate("e => e.getBoundingClientRect().top")
+            if not 0 <= top < 844:
+                failures.append(f"at {PHONE_WIDTH} px the first face, scrolled to, is at {top:.0f} px, off the screen")
             page.screenshot(path=SCREENSHOTS / f"{_shot_name(page_path)}.phone.png")
             boxes = page.evaluate("""() => Array.from(document.querySelectorAll(
                 '.adamlib-face input[type=range], .adamlib-face output, .adamlib-face img:not([hidden])'))

@@ -35,7 +35,7 @@ The package, file by file:
     outputs.py      write_outputs(): NAME-MODE.json, .csv, .png, -verdicts.md (vae: -figure4.png)
     verdicts.py     verdict rules on per-seed values (lower, similar, holds) and VerdictTable
     claims/         the paper's claims per experiment: claims.table(result)
-    memory.py       the estimated peak memory of each full experiment (printed by ``list``)
+    memory.py       the peak memory of each full experiment, measured and estimated (``list``)
     ray_backend.py  each run of a grid as a Ray task (the optional extra ``adamlib[cluster]``)
     cli.py          main(), the command line (``__main__.py`` runs it)
 

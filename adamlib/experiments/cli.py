@@ -313,13 +313,17 @@ def main(argv=None) -> int:
     130 interrupted by SIGINT, 143 by SIGTERM)."""
     args = _parser().parse_args(argv)
     if args.command == "list":
-        from .memory import table
+        from .memory import MEASURED, table
 
         peaks = table()
-        print(f"{'experiment':<18} {'figure':<22} {'full-mode peak memory (estimate)':<34} title")
+        gb = lambda value: "n/a" if value is None else f"{value / 1e9:.2g} GB"
+        print(f"{'':<41} full-mode peak memory")
+        print(f"{'experiment':<18} {'figure':<22} {'measured':<9} {'estimate':<9} title")
         for experiment in EXPERIMENTS.values():
-            peak = f"{peaks[experiment.name] / 1e9:.2g} GB" if experiment.name in peaks else "n/a"
-            print(f"{experiment.name:<18} {experiment.figure:<22} {peak:<34} {experiment.title}")
+            print(f"{experiment.name:<18} {experiment.figure:<22} {gb(MEASURED.get(experiment.name)):<9} "
+                  f"{gb(peaks.get(experiment.name)):<9} {experiment.title}")
+        print("measured: one run on a CPU, fake data of the real size (tools/measure_memory.py); "
+              "estimate: from the tensors' sizes (adamlib/experiments/memory.py)")
         return 0
     if args.name not in EXPERIMENTS:
         print(f"{PROG}: error: unknown experiment {args.name!r}; expected one of "
