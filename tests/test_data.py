@@ -61,9 +61,6 @@ def test_bad_arguments_raise_value_error_naming_the_parameter(kwargs, name):
 
 import gzip  # noqa: E402
 import hashlib  # noqa: E402
-import io  # noqa: E402
-import pickle  # noqa: E402
-import tarfile  # noqa: E402
 import urllib.error  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -71,6 +68,14 @@ import numpy as np  # noqa: E402
 from adamlib import data as data_module  # noqa: E402
 from adamlib.data import (DataUnavailableError, binarize, load_cifar10, load_imdb,  # noqa: E402
                           load_mnist, load_mnist1d, make_sparse_bow)
+
+import importlib.util  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+_spec = importlib.util.spec_from_file_location(
+    "fake_data", Path(__file__).resolve().parents[1] / "tools" / "fake_data.py")
+fake_formats = importlib.util.module_from_spec(_spec)  # the writers of the real formats
+_spec.loader.exec_module(fake_formats)
 
 
 def test_mnist1d_is_generated_locally_and_repeatable():
@@ -98,11 +103,6 @@ def test_sparse_bow_is_sparse_binary_balanced_and_repeatable():
 
 # --- the real data sets, on small files written in their real formats -------------------------
 
-def _idx(array: np.ndarray) -> bytes:
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
-    return header + array.astype(np.uint8).tobytes()
-
-
 def _register(monkeypatch, dataset, filename, path):
     url, _ = data_module.SOURCES[dataset][filename]
     md5 = hashlib.md5(path.read_bytes()).hexdigest()
@@ -111,15 +111,7 @@ def _register(monkeypatch, dataset, filename, path):
 
 def _write_tar_gz(monkeypatch, root, dataset, filename, members: dict[str, bytes]):
     """root/dataset/filename: a .tar.gz of these members, registered with its MD5 as the source."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, blob in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(blob)
-            tar.addfile(info, io.BytesIO(blob))
-    path = root / dataset / filename
-    path.parent.mkdir()
-    path.write_bytes(buffer.getvalue())
+    path = fake_formats.write_tar_gz(root / dataset / filename, members)
     _register(monkeypatch, dataset, filename, path)
 
 
@@ -141,7 +133,7 @@ def test_mnist_reads_idx_files(tmp_path, monkeypatch, offline):
     for prefix in ("train", "t10k"):
         for kind, array in (("images-idx3", images), ("labels-idx1", labels)):
             path = folder / f"{prefix}-{kind}-ubyte.gz"
-            path.write_bytes(gzip.compress(_idx(array), mtime=0))
+            path.write_bytes(gzip.compress(fake_formats.idx(array), mtime=0))
             _register(monkeypatch, "mnist", path.name, path)
     d = load_mnist(root=tmp_path)
     assert d.X.shape == (5, 784) and d.y.tolist() == [3, 1, 4, 1, 5]
@@ -151,9 +143,7 @@ def test_mnist_reads_idx_files(tmp_path, monkeypatch, offline):
 
 def test_cifar10_reads_the_python_archive_and_whitens(tmp_path, monkeypatch, offline):
     rng = np.random.default_rng(0)
-    batches = {f"cifar-10-batches-py/{name}": pickle.dumps(
-        {b"data": rng.integers(0, 256, size=(4, 3072), dtype=np.uint8), b"labels": [0, 1, 2, 9]})
-        for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]}
+    batches = fake_formats.cifar10_batches(rng, 4, labels=[0, 1, 2, 9])
     _write_tar_gz(monkeypatch, tmp_path, "cifar10", "cifar-10-python.tar.gz", batches)
     d = load_cifar10(root=tmp_path)
     assert d.X.shape == (20, 3, 32, 32) and d.y.tolist() == [0, 1, 2, 9] * 5
@@ -241,7 +231,7 @@ def test_a_present_file_is_not_named_missing(tmp_path, monkeypatch, offline):
     folder = tmp_path / "mnist"
     folder.mkdir()
     path = folder / "train-images-idx3-ubyte.gz"
-    path.write_bytes(gzip.compress(_idx(np.zeros((2, 28, 28))), mtime=0))
+    path.write_bytes(gzip.compress(fake_formats.idx(np.zeros((2, 28, 28))), mtime=0))
     _register(monkeypatch, "mnist", path.name, path)
     with pytest.raises(DataUnavailableError, match="^mnist: 1 file is missing") as info:
         load_mnist(root=tmp_path)
@@ -253,9 +243,7 @@ def test_a_present_file_is_not_named_missing(tmp_path, monkeypatch, offline):
 
 def _cifar_archive(monkeypatch, tmp_path, registered_md5=None):
     rng = np.random.default_rng(0)
-    batches = {f"cifar-10-batches-py/{name}": pickle.dumps(
-        {b"data": rng.integers(0, 256, size=(4, 3072), dtype=np.uint8), b"labels": [0, 1, 2, 9]})
-        for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]}
+    batches = fake_formats.cifar10_batches(rng, 4, labels=[0, 1, 2, 9])
     _write_tar_gz(monkeypatch, tmp_path, "cifar10", "cifar-10-python.tar.gz", batches)
     if registered_md5 is not None:
         url, _ = data_module.SOURCES["cifar10"]["cifar-10-python.tar.gz"]

@@ -2,16 +2,16 @@
 resumed, the command line's options and errors, progress, output files; and the full
 configurations run end to end on small files written in the real data formats."""
 import gzip
+import importlib.util
 import io
 import json
 import os
-import pickle
 import signal
 import stat
 import subprocess
 import sys
-import tarfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -431,9 +431,10 @@ def test_one_bar_over_the_whole_grid_on_a_terminal(cache, monkeypatch):
 
 # --- the full configurations, end to end on small files in the real formats ---------------------
 
-def _idx(array: np.ndarray) -> bytes:
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
-    return header + array.astype(np.uint8).tobytes()
+_spec = importlib.util.spec_from_file_location(
+    "fake_data", Path(__file__).resolve().parents[1] / "tools" / "fake_data.py")
+fake_formats = importlib.util.module_from_spec(_spec)  # the writers of the real formats
+_spec.loader.exec_module(fake_formats)
 
 
 def _register(monkeypatch, dataset, filename, path, md5=None):
@@ -455,19 +456,9 @@ def fake_data(tmp_path, monkeypatch):
         for kind, array in (("images-idx3", rng.integers(0, 256, size=(40, 28, 28))),
                             ("labels-idx1", rng.integers(0, 10, size=40))):
             path = root / "mnist" / f"{prefix}-{kind}-ubyte.gz"
-            path.write_bytes(gzip.compress(_idx(array), mtime=0))
+            path.write_bytes(gzip.compress(fake_formats.idx(array), mtime=0))
             _register(monkeypatch, "mnist", path.name, path)
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-            blob = pickle.dumps({b"data": rng.integers(0, 256, size=(8, 3072), dtype=np.uint8),
-                                 b"labels": rng.integers(0, 10, size=8).tolist()})
-            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
-            info.size = len(blob)
-            tar.addfile(info, io.BytesIO(blob))
-    (root / "cifar10").mkdir()
-    path = root / "cifar10" / "cifar-10-python.tar.gz"
-    path.write_bytes(buffer.getvalue())
+    path = fake_formats.write_tar_gz(root / "cifar10" / "cifar-10-python.tar.gz", fake_formats.cifar10_batches(rng, 8))
     _register(monkeypatch, "cifar10", path.name, path)
     monkeypatch.setenv("ADAMLIB_DATA", str(root))
     return root

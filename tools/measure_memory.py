@@ -19,7 +19,7 @@ Two numbers per run, from the kernel's peak resident set (VmHWM, reset between t
 works in float64 on the CPU, whatever the training device), and **training**, the peak of
 everything after: the data, the model, the optimizer's state and the activations of one pass.
 "loaded" is the resident set right after loading; "held", the training peak less the process
-before the run ("process": Python, torch and adamlib imported, about 0.25 GB), is what a GPU
+before the run ("process": Python, torch and adamlib imported, 0.23 GB here), is what a GPU
 would hold of the run, and the number ``adamlib.experiments.memory.MEASURED`` keeps.
 
 Prints one table; ``--json FILE`` writes the numbers too.
@@ -28,14 +28,14 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import io
 import json
 import os
 import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
+
+from fake_data import cifar10_batches, idx, write_tar_gz  # this folder's: the tests' writers
 
 ROOT = Path(__file__).resolve().parents[1]
 GB = 1e9
@@ -57,19 +57,12 @@ class Enough(BaseException):
     """Raised inside the run once it has taken its updates (BaseException: nothing catches it)."""
 
 
-def _hwm() -> int:
-    """The process's peak resident set so far, in bytes (Linux: VmHWM)."""
+def _status(field: str) -> int:
+    """A memory field of /proc/self/status in bytes: "VmRSS" (resident now), "VmHWM" (its peak)."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
-
-
-def _rss() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def _reset_hwm() -> None:
@@ -86,15 +79,8 @@ def _reset_hwm() -> None:
 
 # -- fake data in the real formats --------------------------------------------------------------
 
-def _idx(array) -> bytes:
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
-    return header + array.astype("uint8").tobytes()
-
-
 def write_fake_data(root: Path) -> None:
     """MNIST, CIFAR-10 and IMDB of their real sizes under ``root`` (skipped where present)."""
-    import pickle
-
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -103,38 +89,22 @@ def write_fake_data(root: Path) -> None:
         mnist.mkdir(parents=True, exist_ok=True)
         for prefix, m in (("train", 60_000), ("t10k", 10_000)):
             (mnist / f"{prefix}-images-idx3-ubyte.gz").write_bytes(
-                gzip.compress(_idx(rng.integers(0, 256, size=(m, 28, 28))), compresslevel=1))
+                gzip.compress(idx(rng.integers(0, 256, size=(m, 28, 28))), compresslevel=1))
             (mnist / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(
-                gzip.compress(_idx(rng.integers(0, 10, size=m)), compresslevel=1))
+                gzip.compress(idx(rng.integers(0, 10, size=m)), compresslevel=1))
     cifar = root / "cifar10" / "cifar-10-python.tar.gz"
     if not cifar.exists():
-        cifar.parent.mkdir(parents=True, exist_ok=True)
-        partial = cifar.with_suffix(".partial")
-        with tarfile.open(partial, mode="w:gz", compresslevel=1) as tar:
-            for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-                blob = pickle.dumps({b"data": rng.integers(0, 256, size=(10_000, 3072), dtype=np.uint8),
-                                     b"labels": rng.integers(0, 10, size=10_000).tolist()})
-                info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
-                info.size = len(blob)
-                tar.addfile(info, io.BytesIO(blob))
-        partial.rename(cifar)
+        write_tar_gz(cifar, cifar10_batches(rng, 10_000), compresslevel=1)
     imdb = root / "imdb" / "aclImdb_v1.tar.gz"
     if not imdb.exists():
-        imdb.parent.mkdir(parents=True, exist_ok=True)
         # 20 000 word types with Zipf-like frequencies, 230 words a review (IMDB's mean length)
         words = [f"w{k}" for k in range(20_000)]
         p = 1.0 / np.arange(1, len(words) + 1)
         p /= p.sum()
-        partial = imdb.with_suffix(".partial")
-        with tarfile.open(partial, mode="w:gz", compresslevel=1) as tar:
-            for split in ("train", "test"):
-                for label in ("pos", "neg"):
-                    for k in range(12_500):
-                        text = " ".join(words[i] for i in rng.choice(len(words), size=230, p=p)).encode()
-                        info = tarfile.TarInfo(f"aclImdb/{split}/{label}/{k}_{k % 10 + 1}.txt")
-                        info.size = len(text)
-                        tar.addfile(info, io.BytesIO(text))
-        partial.rename(imdb)
+        reviews = ((f"aclImdb/{split}/{label}/{k}_{k % 10 + 1}.txt",
+                    " ".join(words[i] for i in rng.choice(len(words), size=230, p=p)).encode())
+                   for split in ("train", "test") for label in ("pos", "neg") for k in range(12_500))
+        write_tar_gz(imdb, reviews, compresslevel=1)
 
 
 # -- one measurement, in its own process ---------------------------------------------------------
@@ -165,18 +135,18 @@ def measure(key: str, updates: int, lbfgs_evaluations: int) -> dict:
         if spec["optimizer"] in (cfg.get("momentum") or {}):
             overrides["momentum"] = {}
 
-    numbers: dict = {"experiment": key, "process": _rss()}
+    numbers: dict = {"experiment": key, "process": _status("VmRSS")}
     load = runner._load_data
 
     def load_and_reset(*args, **kwargs):
         start = time.perf_counter()
         data = load(*args, **kwargs)
-        numbers["loading"] = _hwm()
+        numbers["loading"] = _status("VmHWM")
         numbers["load_seconds"] = time.perf_counter() - start
         numbers["data"] = data.X.element_size() * data.X.numel() + data.y.element_size() * data.y.numel()
         numbers["shape"] = list(data.X.shape)
         _reset_hwm()
-        numbers["loaded"] = _rss()
+        numbers["loaded"] = _status("VmRSS")
         return data
 
     runner._load_data = load_and_reset
@@ -210,14 +180,15 @@ def measure(key: str, updates: int, lbfgs_evaluations: int) -> dict:
             count()
 
         stacked.StackedOptimizer.step = counted_stack_step
-    lbfgs_step = torch.optim.LBFGS.step
+    if spec["optimizer"] == "L-BFGS (full batch)":
+        lbfgs_step = torch.optim.LBFGS.step
 
-    def recorded_lbfgs_step(self, closure):
-        loss = lbfgs_step(self, closure)
-        numbers["lbfgs_pairs"] = len(self.state[self._params[0]]["old_dirs"])
-        return loss
+        def recorded_lbfgs_step(self, closure):  # how full its history got
+            loss = lbfgs_step(self, closure)
+            numbers["lbfgs_pairs"] = len(self.state[self._params[0]]["old_dirs"])
+            return loss
 
-    torch.optim.LBFGS.step = recorded_lbfgs_step
+        torch.optim.LBFGS.step = recorded_lbfgs_step
     start = time.perf_counter()
     try:
         experiments.run(name, full=True, cache=False, progress=False, overrides=overrides)
@@ -225,10 +196,10 @@ def measure(key: str, updates: int, lbfgs_evaluations: int) -> dict:
     except Enough:
         numbers["stopped"] = f"after {taken[0]} updates"
     numbers["seconds"] = time.perf_counter() - start
-    numbers["training"] = _hwm()
+    numbers["training"] = _status("VmHWM")
     if spec["optimizer"] == "L-BFGS (full batch)":
         numbers["stopped"] = (f"after {lbfgs_evaluations} evaluations, "
-                              f"{numbers.get('lbfgs_pairs')} of {cfg['lbfgs']['history_size']} pairs of history")
+                              f"{numbers['lbfgs_pairs']} of {cfg['lbfgs']['history_size']} pairs of history")
     return numbers
 
 
